@@ -1,0 +1,99 @@
+"""What every mixture family shares, written once against its ``log_joint``.
+
+A family subclasses ``Mixture`` and supplies, for its parameter NamedTuple:
+
+- ``_check_params(params)``: validate and convert at the public boundary;
+- ``_check_x(x, params)``: validate data, return it as an (N, D) array;
+- ``_log_joint(params, x)``: log w_k + log p_k(x_i), shape (N, K), unchecked;
+- ``_statistics(params, x, wr)``: additive sufficient statistics for the
+  weighted responsibilities wr_ik = w_i r_ik (the EM protocol);
+- ``m_step(stats)``, ``sample``, ``n_parameters(d)``.
+
+Everything else here (``log_prob``, ``posterior``, ``predict``, ``score``,
+``bic``, ``aic``, ``e_step``) follows from those, in log space (MATH.md
+sections 4 and 5). Public methods validate concrete inputs and then call the
+unchecked ``_`` functions, which are pure and safe under ``jit``, ``vmap``
+and ``grad``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax.numpy as jnp
+from jax.scipy.special import logsumexp
+
+from jaxmix import _validation as v
+
+
+class Mixture:
+    """Base class of the mixture families: derived quantities from ``log_joint``."""
+
+    # -- checked public API -------------------------------------------------
+
+    def _checked(self, params, x):
+        params = self._check_params(params)
+        return params, self._check_x(x, params)
+
+    def log_joint(self, params, x):
+        """log p(x_i, z_i = k) = log w_k + log p_k(x_i), shape (N, K)."""
+        return self._log_joint(*self._checked(params, x))
+
+    def log_prob(self, params, x):
+        """log p(x_i) = logsumexp_k log p(x_i, z_i = k), shape (N,)."""
+        return logsumexp(self.log_joint(params, x), axis=1)
+
+    def posterior(self, params, x):
+        """Responsibilities r_ik = p(z_i = k | x_i), shape (N, K); rows sum to one."""
+        return self._posterior(*self._checked(params, x))
+
+    def predict(self, params, x):
+        """The most probable component of each point, shape (N,)."""
+        return jnp.argmax(self.log_joint(params, x), axis=1)
+
+    def score(self, params, x):
+        """The mean log-likelihood (1/N) sum_i log p(x_i)."""
+        return jnp.mean(self.log_prob(params, x))
+
+    def bic(self, params, x):
+        """Bayesian information criterion -2 N score + p log N (lower is better)."""
+        params, x = self._checked(params, x)
+        n, d = x.shape
+        return -2.0 * n * self._score(params, x) + self.n_parameters(d) * math.log(n)
+
+    def aic(self, params, x):
+        """Akaike information criterion -2 N score + 2 p (lower is better)."""
+        params, x = self._checked(params, x)
+        n, d = x.shape
+        return -2.0 * n * self._score(params, x) + 2 * self.n_parameters(d)
+
+    def e_step(self, params, x, sample_weight=None):
+        """E-step: ``(stats, log_likelihood)``.
+
+        ``stats`` are the additive sufficient statistics of the posterior
+        responsibilities weighted by ``sample_weight`` (a NamedTuple; chunks
+        combine with ``jaxmix.combine_stats``); ``log_likelihood`` is the
+        weighted mean log-likelihood of ``params`` on x.
+        """
+        params, x = self._checked(params, x)
+        sample_weight = v.check_sample_weight(sample_weight, x.shape[0])
+        return self._e_step(params, x, sample_weight)
+
+    # -- unchecked building blocks -----------------------------------------
+
+    def _posterior(self, params, x):
+        log_joint = self._log_joint(params, x)
+        return jnp.exp(log_joint - logsumexp(log_joint, axis=1, keepdims=True))
+
+    def _score(self, params, x):
+        return jnp.mean(logsumexp(self._log_joint(params, x), axis=1))
+
+    def _e_step(self, params, x, sample_weight=None):
+        log_joint = self._log_joint(params, x)
+        log_prob = logsumexp(log_joint, axis=1, keepdims=True)
+        resp = jnp.exp(log_joint - log_prob)
+        log_prob = log_prob[:, 0]
+        if sample_weight is None:
+            return self._statistics(params, x, resp), jnp.mean(log_prob)
+        wr = resp * sample_weight[:, None]
+        return self._statistics(params, x, wr), jnp.sum(sample_weight * log_prob) / jnp.sum(sample_weight)

@@ -1,0 +1,59 @@
+"""The evidence lower bound of a mixture (MATH.md section 4)."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+from jax.scipy.special import xlogy
+
+from jaxmix import _validation as v
+
+
+def elbo(model, params, x, q):
+    """ELBO(q, theta) = (1/N) sum_i sum_k q_ik (log p(x_i, z_i = k) - log q_ik), with 0 log 0 = 0.
+
+    It equals ``log p(x) - KL(q || p(z | x))`` averaged over points: at most
+    ``model.score(params, x)``, with equality iff q is the posterior.
+
+    Args:
+      model: a mixture model (``GaussianMixture``, ``ExponentialMixture``, ...).
+      params: its parameters.
+      x: data accepted by ``model``.
+      q: responsibilities (N, K), non-negative, rows summing to one.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from jaxmix import ExponentialMixture, ExponentialMixtureParams, elbo
+      >>> model = ExponentialMixture(2)
+      >>> params = ExponentialMixtureParams(jnp.array([0.3, 0.7]), jnp.array([1.0, 5.0]))
+      >>> x = jnp.array([0.1, 0.5, 2.0])
+      >>> q = model.posterior(params, x)
+      >>> bool(jnp.allclose(elbo(model, params, x, q), model.score(params, x)))
+      True
+    """
+    params, x = model._checked(params, x)
+    q = check_responsibilities(q, x.shape[0], model.n_components)
+    return _elbo(model._log_joint(params, x), q)
+
+
+def _elbo(log_joint, q):
+    # Where q_ik = 0 the term is 0 whatever log p(x_i, k) is (even -inf); the
+    # double where keeps the gradient finite there too.
+    positive = q > 0
+    safe_log_joint = jnp.where(positive, log_joint, 0.0)
+    terms = jnp.where(positive, q * safe_log_joint, 0.0) - xlogy(q, q)
+    return jnp.mean(jnp.sum(terms, axis=1))
+
+
+def check_responsibilities(q, n: int, k: int):
+    """Responsibilities (N, K): finite, non-negative, rows summing to one."""
+    q = v.as_float_array("q", q)
+    v.check_shape("q", q, (n, k))
+    v.check_finite("q", q)
+    if v.is_concrete(q):
+        if bool(jnp.any(q < 0)):
+            raise ValueError(f"q must be non-negative, got min {float(jnp.min(q))}.")
+        err = float(jnp.max(jnp.abs(jnp.sum(q, axis=1) - 1.0)))
+        tol = 1000 * float(jnp.finfo(q.dtype).eps) * max(1, k)
+        if err > tol:
+            raise ValueError(f"each row of q must sum to one (within {tol:.1e}); worst row is off by {err:.3g}.")
+    return q

@@ -1,0 +1,139 @@
+"""Gaussian mixtures: p(x) = sum_k w_k N(x; mu_k, Sigma_k) (MATH.md section 5)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jaxmix import _validation as v
+from jaxmix._covariance import COVARIANCE_TYPES
+from jaxmix._mixture import Mixture
+
+
+class GaussianMixtureParams(NamedTuple):
+    """Parameters in scikit-learn's shapes.
+
+    weights (K,); means (K, D); covariances full (K, D, D), diag (K, D),
+    spherical (K,), tied (D, D) or ``None`` for identity.
+    """
+
+    weights: jax.Array
+    means: jax.Array
+    covariances: jax.Array | None
+
+
+class GaussianStats(NamedTuple):
+    """Additive sufficient statistics of weighted responsibilities wr_ik.
+
+    With y_ik = x_i - reference_k (the means the E-step ran with, shared by
+    every chunk): ``counts`` n_k = sum_i wr_ik; ``sums`` sum_i wr_ik y_ik;
+    ``scatter`` the covariance type's second moment of y (full (K, D, D),
+    tied (D, D), diag and spherical (K, D), identity None). Centering on the
+    current means keeps float32 second moments free of the cancellation in
+    E[x x^T] - mu mu^T (scikit-learn issue 30382). ``reference`` is shared,
+    not summed, when chunks are combined.
+    """
+
+    counts: jax.Array
+    sums: jax.Array
+    scatter: jax.Array | None
+    reference: jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class GaussianMixture(Mixture):
+    """A mixture of K Gaussians; a frozen, hashable configuration.
+
+    Args:
+      n_components: K >= 1.
+      covariance_type: ``"full"``, ``"diag"``, ``"spherical"``, ``"tied"`` or
+        ``"identity"`` (Sigma_k = I; only weights and means are learned).
+      reg_covar: ridge added to covariance diagonals in the M-step, as in
+        scikit-learn.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from jaxmix import GaussianMixture, GaussianMixtureParams
+      >>> model = GaussianMixture(2, covariance_type="spherical")
+      >>> params = GaussianMixtureParams(
+      ...     weights=jnp.array([0.5, 0.5]), means=jnp.array([[0.0], [4.0]]),
+      ...     covariances=jnp.array([1.0, 1.0]))
+      >>> model.predict(params, jnp.array([[0.2], [3.5]])).tolist()
+      [0, 1]
+    """
+
+    n_components: int
+    covariance_type: str = "full"
+    reg_covar: float = 1e-6
+
+    def __post_init__(self):
+        v.check_positive_int("n_components", self.n_components)
+        v.check_choice("covariance_type", self.covariance_type, COVARIANCE_TYPES)
+        v.check_nonnegative_float("reg_covar", self.reg_covar)
+
+    @property
+    def _cov(self):
+        return COVARIANCE_TYPES[self.covariance_type]
+
+    def _check_params(self, params) -> GaussianMixtureParams:
+        if not isinstance(params, GaussianMixtureParams):
+            raise TypeError(f"params must be a GaussianMixtureParams, got {type(params).__name__}.")
+        k = self.n_components
+        weights = v.check_weights(params.weights)
+        v.check_shape("weights", weights, (k,))
+        means = v.as_float_array("means", params.means)
+        if means.ndim != 2 or means.shape[0] != k:
+            raise ValueError(f"means must have shape (n_components={k}, n_features), got {means.shape}.")
+        v.check_finite("means", means)
+        cov = params.covariances
+        if cov is not None:
+            cov = v.as_float_array("covariances", cov)
+        self._cov.validate(cov, k, means.shape[1])
+        return GaussianMixtureParams(weights, means, cov)
+
+    def _check_x(self, x, params):
+        return v.check_data(x, params.means.shape[1])
+
+    def _log_joint(self, params, x):
+        return jnp.log(params.weights) + self._cov.log_prob(x, params.means, params.covariances)
+
+    def _statistics(self, params, x, wr):
+        reference = params.means
+        y = x[:, None, :] - reference[None]
+        return GaussianStats(
+            counts=jnp.sum(wr, axis=0),
+            sums=jnp.einsum("nk,nkd->kd", wr, y),
+            scatter=self._cov.scatter(y, wr),
+            reference=reference,
+        )
+
+    def m_step(self, stats: GaussianStats) -> GaussianMixtureParams:
+        """Closed-form M-step (MATH.md section 5), as scikit-learn computes it.
+
+        w_k = n_k / sum_l n_l, mu_k = reference_k + sums_k / n_k,
+        Sigma_k = scatter_k / n_k - (mu_k - ref_k)(mu_k - ref_k)^T + reg_covar I.
+        Like scikit-learn, n_k gets 10 eps added: an empty component keeps
+        its mean (the reference), gets a weight of about 10 eps / N and the
+        covariance reg_covar * I (identity: I). Nothing becomes NaN.
+        """
+        nk = stats.counts + 10 * jnp.finfo(stats.counts.dtype).eps
+        shift = stats.sums / nk[:, None]
+        covariances = self._cov.estimate(stats.scatter, nk, shift, self.reg_covar)
+        return GaussianMixtureParams(nk / jnp.sum(nk), stats.reference + shift, covariances)
+
+    def sample(self, key, params, n: int):
+        """Draw n points: z ~ Categorical(w), x = mu_z + Sigma_z^{1/2} eps. Returns (x, z)."""
+        params = self._check_params(params)
+        n = v.check_positive_int("n", n)
+        key_z, key_x = jax.random.split(key)
+        z = jax.random.categorical(key_z, jnp.log(params.weights), shape=(n,))
+        eps = jax.random.normal(key_x, (n, params.means.shape[1]), dtype=params.means.dtype)
+        return params.means[z] + self._cov.scale_noise(params.covariances, z, eps), z
+
+    def n_parameters(self, d: int) -> int:
+        """Free parameters for D features: covariances + K D means + K - 1 weights."""
+        k = self.n_components
+        return self._cov.n_parameters(k, d) + k * d + k - 1
