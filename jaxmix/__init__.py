@@ -5,18 +5,33 @@ results are NamedTuple pytrees; every method is a pure function of
 ``(params, x)``. The mathematics is in MATH.md.
 """
 
+from jaxmix._centroids import CentroidStats
 from jaxmix.elbo import elbo
+from jaxmix.em import EMResult, combine_stats, fit_em
 from jaxmix.exponential import ExponentialMixture, ExponentialMixtureParams, ExponentialStats
+from jaxmix.fit import FitResult, fit
+from jaxmix.fuzzy import FuzzyCMeans, FuzzyCMeansParams
 from jaxmix.gaussian import GaussianMixture, GaussianMixtureParams, GaussianStats
+from jaxmix.kmeans import KMeans, KMeansParams
 
 __all__ = [
+    "CentroidStats",
+    "EMResult",
     "ExponentialMixture",
     "ExponentialMixtureParams",
     "ExponentialStats",
+    "FitResult",
+    "FuzzyCMeans",
+    "FuzzyCMeansParams",
     "GaussianMixture",
     "GaussianMixtureParams",
     "GaussianStats",
+    "KMeans",
+    "KMeansParams",
+    "combine_stats",
     "elbo",
+    "fit",
+    "fit_em",
 ]
 
 __version__ = "0.1.0"

@@ -38,7 +38,7 @@ def _gaussian_log_prob(maha, log_det, d):
     return -0.5 * (d * _LOG_2PI + log_det + maha)
 
 
-def _reference(mu):
+def _common_center(mu):
     # Mahalanobis distances are invariant to a common shift of x and mu;
     # centering both on the mean of the means keeps float32 products small.
     return jax.lax.stop_gradient(jnp.mean(mu, axis=0))
@@ -83,7 +83,7 @@ class Full:
         eye = jnp.broadcast_to(jnp.eye(d, dtype=cov.dtype), cov.shape)
         # prec_chol[k] = L_k^{-T}: ||(x - mu_k) L_k^{-T}||^2 is the Mahalanobis distance.
         prec_chol = jnp.swapaxes(solve_triangular(chol, eye, lower=True), -1, -2)
-        c = _reference(mu)
+        c = _common_center(mu)
         # One GEMM (N, D) x (D, K*D) for all components at once.
         y = (x - c) @ jnp.transpose(prec_chol, (1, 0, 2)).reshape(d, k * d)
         m = jnp.einsum("kd,kde->ke", mu - c, prec_chol).reshape(k * d)
@@ -125,7 +125,7 @@ class Tied:
     def log_prob(x, mu, cov):
         d = mu.shape[1]
         chol = jnp.linalg.cholesky(cov)
-        c = _reference(mu)
+        c = _common_center(mu)
         y = solve_triangular(chol, (x - c).T, lower=True).T
         m = solve_triangular(chol, (mu - c).T, lower=True).T
         maha = jnp.sum(jnp.square(y[:, None, :] - m[None, :, :]), axis=-1)

@@ -5,7 +5,9 @@ A family subclasses ``Mixture`` and supplies, for its parameter NamedTuple:
 - ``_check_params(params)``: validate and convert at the public boundary;
 - ``_check_x(x, params)``: validate data, return it as an (N, D) array;
 - ``_log_joint(params, x)``: log w_k + log p_k(x_i), shape (N, K), unchecked;
-- ``_statistics(params, x, wr)``: additive sufficient statistics for the
+- ``_reference(params)``: the (K, D) point each component's statistics are
+  centered on (its current mean), shared by every chunk of an E-step;
+- ``_statistics(reference, x, wr)``: additive sufficient statistics for the
   weighted responsibilities wr_ik = w_i r_ik (the EM protocol);
 - ``m_step(stats)``, ``sample``, ``n_parameters(d)``.
 
@@ -79,6 +81,17 @@ class Mixture:
         sample_weight = v.check_sample_weight(sample_weight, x.shape[0])
         return self._e_step(params, x, sample_weight)
 
+    def init(self, key, x, method: str = "kmeans", sample_weight=None):
+        """Initial parameters: the M-step of responsibilities from ``method``.
+
+        ``"kmeans"`` (k-means++ then a few Lloyd steps, scikit-learn's default),
+        ``"kmeans++"`` and ``"random_from_data"`` assign each point to its
+        nearest initial center; ``"random"`` draws random responsibilities.
+        """
+        from jaxmix import _init  # _init imports the EM driver and KMeans
+
+        return _init.init(self, key, x, method, sample_weight)
+
     # -- unchecked building blocks -----------------------------------------
 
     def _posterior(self, params, x):
@@ -94,6 +107,6 @@ class Mixture:
         resp = jnp.exp(log_joint - log_prob)
         log_prob = log_prob[:, 0]
         if sample_weight is None:
-            return self._statistics(params, x, resp), jnp.mean(log_prob)
+            return self._statistics(self._reference(params), x, resp), jnp.mean(log_prob)
         wr = resp * sample_weight[:, None]
-        return self._statistics(params, x, wr), jnp.sum(sample_weight * log_prob) / jnp.sum(sample_weight)
+        return self._statistics(self._reference(params), x, wr), jnp.sum(sample_weight * log_prob) / jnp.sum(sample_weight)

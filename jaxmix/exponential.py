@@ -76,7 +76,10 @@ class ExponentialMixture(Mixture):
         """log u_j + log lambda_j - lambda_j x_i, shape (N, K)."""
         return jnp.log(params.weights) + jnp.log(params.rates) - x * params.rates
 
-    def _statistics(self, params, x, wr):
+    def _reference(self, params):
+        return 1.0 / params.rates[:, None]
+
+    def _statistics(self, reference, x, wr):
         return ExponentialStats(counts=jnp.sum(wr, axis=0), sums=wr.T @ x[:, 0])
 
     def m_step(self, stats: ExponentialStats) -> ExponentialMixtureParams:

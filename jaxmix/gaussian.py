@@ -95,13 +95,15 @@ class GaussianMixture(Mixture):
         return GaussianMixtureParams(weights, means, cov)
 
     def _check_x(self, x, params):
-        return v.check_data(x, params.means.shape[1])
+        return v.check_data(x, None if params is None else params.means.shape[1])
 
     def _log_joint(self, params, x):
         return jnp.log(params.weights) + self._cov.log_prob(x, params.means, params.covariances)
 
-    def _statistics(self, params, x, wr):
-        reference = params.means
+    def _reference(self, params):
+        return params.means
+
+    def _statistics(self, reference, x, wr):
         y = x[:, None, :] - reference[None]
         return GaussianStats(
             counts=jnp.sum(wr, axis=0),

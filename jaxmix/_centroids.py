@@ -1,0 +1,125 @@
+"""What k-means and fuzzy c-means share: centers, distances, the center M-step.
+
+Both are families of the EM protocol with parameters ``centers`` (K, D).
+Their E-step produces center weights u_ik (one-hot for Lloyd, r_ik^m for fuzzy
+c-means) and the M-step moves each center to the u-weighted mean of the data
+(MATH.md sections 1 and 2).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jaxmix import _validation as v
+
+
+class CentroidStats(NamedTuple):
+    """Additive statistics of center weights u_ik about ``reference`` (the current centers).
+
+    ``counts`` sum_i u_ik (K,); ``sums`` sum_i u_ik (x_i - reference_k) (K, D).
+    """
+
+    counts: jax.Array
+    sums: jax.Array
+    reference: jax.Array
+
+
+def squared_distances(x, centers):
+    """||x_i - c_k||^2 (N, K) as one matrix product, ||x||^2 - 2 x c^T + ||c||^2.
+
+    Both x and c are first centered on the mean of the centers, which keeps
+    the float32 cancellation small when the data sit far from the origin;
+    rounding can still leave tiny negative values, clamped to 0.
+    """
+    shift = jnp.mean(centers, axis=0)
+    xs, cs = x - shift, centers - shift
+    cross = xs @ cs.T
+    sq = jnp.sum(jnp.square(xs), axis=1, keepdims=True) - 2.0 * cross + jnp.sum(jnp.square(cs), axis=1)
+    return jnp.maximum(sq, 0.0)
+
+
+def first_argmin(values):
+    """argmin over the last axis, ties to the lowest index.
+
+    Written as two plain ``min`` reductions: XLA's CPU backend runs the
+    variadic reduction behind ``jnp.argmin`` several times slower.
+    """
+    k = values.shape[-1]
+    smallest = jnp.min(values, axis=-1, keepdims=True)
+    index = jax.lax.broadcasted_iota(jnp.int32, values.shape, values.ndim - 1)
+    return jnp.min(jnp.where(values == smallest, index, k), axis=-1)
+
+
+class CentroidModel:
+    """Base of ``KMeans`` and ``FuzzyCMeans``: subclasses set ``n_clusters`` and ``params_type``."""
+
+    @property
+    def n_components(self) -> int:
+        return self.n_clusters
+
+    def _check_params(self, params):
+        if not isinstance(params, self.params_type):
+            raise TypeError(f"params must be a {self.params_type.__name__}, got {type(params).__name__}.")
+        centers = v.as_float_array("centers", params.centers)
+        if centers.ndim != 2 or centers.shape[0] != self.n_clusters:
+            raise ValueError(
+                f"centers must have shape (n_clusters={self.n_clusters}, n_features), got {centers.shape}."
+            )
+        v.check_finite("centers", centers)
+        return self.params_type(centers)
+
+    def _check_x(self, x, params):
+        return v.check_data(x, None if params is None else params.centers.shape[1])
+
+    def _checked(self, params, x):
+        params = self._check_params(params)
+        return params, self._check_x(x, params)
+
+    def _reference(self, params):
+        return params.centers
+
+    def _statistics(self, reference, x, u):
+        # Centering on the mean reference keeps sum_i u_ik x_i - n_k ref_k from cancelling badly.
+        shift = jnp.mean(reference, axis=0)
+        counts = jnp.sum(u, axis=0)
+        return CentroidStats(counts, u.T @ (x - shift) - counts[:, None] * (reference - shift), reference)
+
+    def m_step(self, stats: CentroidStats):
+        """c_k = sum_i u_ik x_i / sum_i u_ik; a center with no weight stays where it was."""
+        counts = stats.counts[:, None]
+        shift = jnp.where(counts > 0, stats.sums / jnp.where(counts > 0, counts, 1.0), 0.0)
+        return self.params_type(stats.reference + shift)
+
+    def predict(self, params, x):
+        """The index of the nearest center, shape (N,)."""
+        params, x = self._checked(params, x)
+        return first_argmin(squared_distances(x, params.centers))
+
+    def e_step(self, params, x, sample_weight=None):
+        """E-step of the protocol: ``(stats, log_likelihood)`` (the negative mean objective)."""
+        params, x = self._checked(params, x)
+        sample_weight = v.check_sample_weight(sample_weight, x.shape[0])
+        return self._e_step(params, x, sample_weight)
+
+    def score(self, params, x):
+        """The negative mean objective at ``params`` (higher is better)."""
+        return self.e_step(params, x)[1]
+
+    def init(self, key, x, method: str = "kmeans++", sample_weight=None):
+        """Initial centers: ``"kmeans++"``, ``"random_from_data"``, ``"random"`` or ``"kmeans"``."""
+        from jaxmix import _init  # _init uses KMeans itself for the "kmeans" method
+
+        return _init.init(self, key, x, method, sample_weight)
+
+
+def weighted(u, sample_weight):
+    return u if sample_weight is None else u * sample_weight[:, None]
+
+
+def weighted_mean(values, sample_weight):
+    if sample_weight is None:
+        return jnp.mean(values)
+    return jnp.sum(sample_weight * values) / jnp.sum(sample_weight)

@@ -1,0 +1,100 @@
+"""Initialization of every family: k-means++, random data points, random responsibilities, k-means.
+
+Center-based methods pick K centers; a mixture then starts from the M-step of
+the hard assignment of each point to its nearest center (scikit-learn's
+scheme). ``"random"`` gives a mixture random responsibilities (scikit-learn's
+``init_params="random"``) and a centroid model centers drawn uniformly in the
+data's bounding box (the homework's "random centers").
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+
+from jaxmix import _validation as v
+from jaxmix._centroids import CentroidModel, first_argmin, squared_distances, weighted
+from jaxmix.em import check_enough_points, run_em
+from jaxmix.kmeans import KMeans, KMeansParams
+
+METHODS = ("kmeans++", "random_from_data", "random", "kmeans")
+KMEANS_INIT_STEPS = 10  # Lloyd iterations after k-means++ for method="kmeans"
+
+
+def init(model, key, x, method, sample_weight=None):
+    """Checked entry point behind ``model.init(key, x, method)``."""
+    v.check_choice("method", method, METHODS)
+    x = model._check_x(x, None)
+    sample_weight = v.check_sample_weight(sample_weight, x.shape[0])
+    check_enough_points(model, x, sample_weight)
+    return _initial_params(model, key, x, sample_weight, method)
+
+
+@functools.partial(jax.jit, static_argnames=("model", "method"))
+def _initial_params(model, key, x, sample_weight, method):
+    return initial_params(model, key, x, sample_weight, method)
+
+
+def initial_params(model, key, x, sample_weight, method):
+    """Unchecked initial parameters; pure in ``key``, so it vmaps over keys."""
+    k, (n, _) = model.n_components, x.shape
+    if method == "random" and not isinstance(model, CentroidModel):
+        resp = jax.random.uniform(key, (n, k), dtype=x.dtype)
+        resp = resp / jnp.sum(resp, axis=1, keepdims=True)
+    else:
+        centers = initial_centers(key, x, k, method, sample_weight)
+        if isinstance(model, CentroidModel):
+            return model.params_type(centers)
+        resp = jax.nn.one_hot(first_argmin(squared_distances(x, centers)), k, dtype=x.dtype)
+    wr = weighted(resp, sample_weight)
+    counts = jnp.sum(wr, axis=0)
+    reference = (wr.T @ x) / jnp.maximum(counts, jnp.finfo(x.dtype).tiny)[:, None]
+    return model.m_step(model._statistics(reference, x, wr))
+
+
+def initial_centers(key, x, k, method, sample_weight=None):
+    """K initial centers (K, D) by ``method``."""
+    if method == "kmeans++":
+        return kmeans_plusplus(key, x, k, sample_weight)
+    if method == "random_from_data":
+        p = None if sample_weight is None else sample_weight / jnp.sum(sample_weight)
+        return x[jax.random.choice(key, x.shape[0], (k,), replace=False, p=p)]
+    if method == "random":
+        low, high = jnp.min(x, axis=0), jnp.max(x, axis=0)
+        return jax.random.uniform(key, (k, x.shape[1]), x.dtype, low, high)
+    centers = kmeans_plusplus(key, x, k, sample_weight)
+    tol = jnp.zeros((), x.dtype)
+    return run_em(KMeans(k), KMeansParams(centers), x, sample_weight, tol, KMEANS_INIT_STEPS).params.centers
+
+
+def kmeans_plusplus(key, x, k, sample_weight=None):
+    """Greedy k-means++ (Arthur and Vassilvitskii; scikit-learn's variant).
+
+    The first center is a (weighted) random point; each next one is the best,
+    by the resulting potential sum_i w_i min_j ||x_i - c_j||^2, of
+    2 + floor(log K) candidates drawn with probability proportional to
+    w_i D(x_i)^2.
+    """
+    n_trials = 2 + int(math.log(k))
+    w = jnp.ones(x.shape[0], x.dtype) if sample_weight is None else sample_weight
+    log_w = jnp.log(w)
+    key, first_key = jax.random.split(key)
+    first = jax.random.categorical(first_key, log_w)
+    centers = jnp.zeros((k, x.shape[1]), x.dtype).at[0].set(x[first])
+    closest = squared_distances(x, x[first][None])[:, 0]
+
+    def add_center(j, carry):
+        centers, closest, key = carry
+        key, trial_key = jax.random.split(key)
+        potential = w * closest
+        logits = jnp.where(jnp.sum(potential) > 0, jnp.log(potential), log_w)
+        candidates = jax.random.categorical(trial_key, logits, shape=(n_trials,))
+        trial_closest = jnp.minimum(closest[:, None], squared_distances(x, x[candidates]))
+        best = jnp.argmin(jnp.sum(w[:, None] * trial_closest, axis=0))
+        return centers.at[j].set(x[candidates[best]]), trial_closest[:, best], key
+
+    centers, _, _ = jax.lax.fori_loop(1, k, add_center, (centers, closest, key))
+    return centers

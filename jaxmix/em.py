@@ -1,0 +1,133 @@
+"""The EM driver, written once against the family protocol (MATH.md section 4).
+
+Every family (``GaussianMixture``, ``ExponentialMixture``, ``KMeans``,
+``FuzzyCMeans``) offers ``_e_step(params, x, sample_weight) -> (stats,
+log_likelihood)`` and ``m_step(stats) -> params``. One iteration is
+
+    stats_t, L_t = e_step(theta_t);   theta_{t+1} = m_step(stats_t)
+
+where L_t is the weighted mean log-likelihood of theta_t (for k-means and
+fuzzy c-means, the negative mean objective, so "higher is better" holds for
+every family). EM stops when |L_t - L_{t-1}| < tol, scikit-learn's rule.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jaxmix import _validation as v
+
+
+class EMResult(NamedTuple):
+    """The outcome of ``fit_em``.
+
+    Attributes:
+      params: the parameters after the last M-step.
+      log_likelihood: the mean log-likelihood of ``params`` (one more E-step).
+      history: (max_iter,) L_t at each iteration, NaN past the last.
+      n_iter: the number of E/M iterations run.
+      converged: True only if |L_t - L_{t-1}| < tol was met.
+    """
+
+    params: Any
+    log_likelihood: jax.Array
+    history: jax.Array
+    n_iter: jax.Array
+    converged: jax.Array
+
+
+def combine_stats(*stats):
+    """Combine the sufficient statistics of disjoint chunks of data.
+
+    Every field is summed except ``reference`` (the point the statistics are
+    centered on, which every chunk of one E-step shares). ``m_step`` of the
+    result equals ``m_step`` of the statistics of all the data at once.
+    """
+    first = stats[0]
+    summed = jax.tree_util.tree_map(lambda *leaves: functools.reduce(jnp.add, leaves), *stats)
+    if hasattr(first, "reference"):
+        summed = summed._replace(reference=first.reference)
+    return summed
+
+
+def fit_em(model, params, x, *, max_iter: int = 100, tol: float = 1e-3, sample_weight=None) -> EMResult:
+    """Run EM from ``params`` until the mean log-likelihood changes by less than ``tol``.
+
+    Args:
+      model: a family on the EM protocol (hashable; the jit's static argument).
+      params: the initial parameters.
+      x: data, (N, D) (or (N,) for the exponential mixture).
+      max_iter: the largest number of iterations, >= 1 (also the history length).
+      tol: stopping tolerance on |L_t - L_{t-1}|, >= 0; ``tol=0`` runs exactly
+        ``max_iter`` iterations.
+      sample_weight: optional non-negative (N,) weights; a weight of 2 counts
+        a point twice.
+
+    Returns:
+      An ``EMResult``. A second call with the same model and shapes reuses
+      the compiled loop.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxmix import ExponentialMixture, ExponentialMixtureParams, fit_em
+      >>> model = ExponentialMixture(2)
+      >>> x, _ = model.sample(jax.random.key(0), ExponentialMixtureParams(
+      ...     jnp.array([0.5, 0.5]), jnp.array([1.0, 20.0])), 5000)
+      >>> start = ExponentialMixtureParams(jnp.array([0.5, 0.5]), jnp.array([0.5, 5.0]))
+      >>> result = fit_em(model, start, x, max_iter=500, tol=1e-8)
+      >>> bool(result.converged), jnp.round(result.params.rates).tolist()
+      (True, [1.0, 20.0])
+    """
+    params, x = model._checked(params, x)
+    max_iter, tol = check_loop_args(max_iter, tol)
+    sample_weight = v.check_sample_weight(sample_weight, x.shape[0])
+    check_enough_points(model, x, sample_weight)
+    params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, x.dtype), params)
+    return _fit_em(model, params, x, sample_weight, jnp.asarray(tol, x.dtype), max_iter)
+
+
+def check_loop_args(max_iter, tol):
+    return v.check_positive_int("max_iter", max_iter), v.check_nonnegative_float("tol", tol)
+
+
+def check_enough_points(model, x, sample_weight=None) -> None:
+    """EM needs at least as many points (with positive weight) as components."""
+    k = model.n_components
+    n = x.shape[0] if sample_weight is None or not v.is_concrete(sample_weight) else int(
+        jnp.sum(sample_weight > 0))
+    if n < k:
+        raise ValueError(
+            f"n_components={k} needs at least {k} data points with positive weight, got {n}; "
+            "use fewer components or more data."
+        )
+
+
+@functools.partial(jax.jit, static_argnames=("model", "max_iter"))
+def _fit_em(model, params, x, sample_weight, tol, max_iter):
+    return run_em(model, params, x, sample_weight, tol, max_iter)
+
+
+def run_em(model, params, x, sample_weight, tol, max_iter) -> EMResult:
+    """The unchecked EM loop (one ``lax.while_loop``); jit it, vmap it over starts."""
+    dtype = x.dtype
+    nan = jnp.array(jnp.nan, dtype)
+
+    def cond(carry):
+        i, _, _, _, converged = carry
+        return (i < max_iter) & ~converged
+
+    def body(carry):
+        i, params, previous, history, _ = carry
+        stats, log_likelihood = model._e_step(params, x, sample_weight)
+        params = model.m_step(stats)
+        converged = jnp.abs(log_likelihood - previous) < tol
+        return i + 1, params, log_likelihood, history.at[i].set(log_likelihood), converged
+
+    init = (jnp.array(0), params, jnp.array(-jnp.inf, dtype), jnp.full((max_iter,), nan), jnp.array(False))
+    n_iter, params, _, history, converged = jax.lax.while_loop(cond, body, init)
+    _, log_likelihood = model._e_step(params, x, sample_weight)
+    return EMResult(params, log_likelihood, history, n_iter, converged)

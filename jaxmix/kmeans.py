@@ -1,0 +1,62 @@
+"""Lloyd's k-means as a family of the EM protocol (MATH.md section 1)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jaxmix import _validation as v
+from jaxmix._centroids import CentroidModel, CentroidStats, first_argmin, squared_distances, weighted_mean
+
+
+class KMeansParams(NamedTuple):
+    """Cluster centers mu (K, D)."""
+
+    centers: jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class KMeans(CentroidModel):
+    """Lloyd's algorithm: assign each point to its nearest center, move centers to their cluster means.
+
+    On the EM protocol, the E-step's "log-likelihood" is the negative mean
+    squared distance to the nearest center, -(1/N) sum_i min_k ||x_i - mu_k||^2,
+    so that ``fit_em`` treats every family alike (higher is better). A center
+    that loses all its points stays where it was.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from jaxmix import KMeans, KMeansParams, fit_em
+      >>> x = jnp.array([[0.0], [0.2], [5.0], [5.4]])
+      >>> result = fit_em(KMeans(2), KMeansParams(jnp.array([[1.0], [4.0]])), x)
+      >>> result.params.centers.ravel().tolist()
+      [0.10000000149011612, 5.199999809265137]
+    """
+
+    n_clusters: int
+    params_type = KMeansParams
+
+    def __post_init__(self):
+        v.check_positive_int("n_clusters", self.n_clusters)
+
+    def posterior(self, params, x):
+        """Hard responsibilities: one-hot of the nearest center, (N, K)."""
+        return jax.nn.one_hot(self.predict(params, x), self.n_clusters, dtype=params.centers.dtype)
+
+    def _e_step(self, params, x, sample_weight=None):
+        sq = squared_distances(x, params.centers)
+        labels = first_argmin(sq)
+        nearest = jnp.min(sq, axis=1)
+        w = jnp.ones(x.shape[0], x.dtype) if sample_weight is None else sample_weight
+        k = self.n_clusters
+        # sum_i w_i (x_i - mu_{z_i}) per cluster: exact about the current centers, no N x K product.
+        offsets = w[:, None] * (x - params.centers[labels])
+        stats = CentroidStats(
+            counts=jax.ops.segment_sum(w, labels, k),
+            sums=jax.ops.segment_sum(offsets, labels, k),
+            reference=params.centers,
+        )
+        return stats, -weighted_mean(nearest, sample_weight)

@@ -1,0 +1,21 @@
+"""Shared test configuration.
+
+Tight comparisons against scikit-learn and scipy run in float64 through the
+``x64`` fixture (``jax.enable_x64`` as a context, so float32 tests elsewhere
+keep JAX's default). Hypothesis runs a modest number of examples without
+deadlines, since the first call of each shape compiles.
+"""
+
+import jax
+import pytest
+from hypothesis import settings
+
+settings.register_profile("jaxmix", max_examples=25, deadline=None, derandomize=True)
+settings.load_profile("jaxmix")
+
+
+@pytest.fixture
+def x64():
+    """Run the test body with 64-bit JAX arrays."""
+    with jax.enable_x64(True):
+        yield
