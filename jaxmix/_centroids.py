@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxmix import _validation as v
+from jaxmix._distances import common_center, squared_distances
 
 
 class CentroidStats(NamedTuple):
@@ -25,20 +26,6 @@ class CentroidStats(NamedTuple):
     counts: jax.Array
     sums: jax.Array
     reference: jax.Array
-
-
-def squared_distances(x, centers):
-    """||x_i - c_k||^2 (N, K) as one matrix product, ||x||^2 - 2 x c^T + ||c||^2.
-
-    Both x and c are first centered on the mean of the centers, which keeps
-    the float32 cancellation small when the data sit far from the origin;
-    rounding can still leave tiny negative values, clamped to 0.
-    """
-    shift = jnp.mean(centers, axis=0)
-    xs, cs = x - shift, centers - shift
-    cross = xs @ cs.T
-    sq = jnp.sum(jnp.square(xs), axis=1, keepdims=True) - 2.0 * cross + jnp.sum(jnp.square(cs), axis=1)
-    return jnp.maximum(sq, 0.0)
 
 
 def first_argmin(values):
@@ -83,7 +70,7 @@ class CentroidModel:
 
     def _statistics(self, reference, x, u):
         # Centering on the mean reference keeps sum_i u_ik x_i - n_k ref_k from cancelling badly.
-        shift = jnp.mean(reference, axis=0)
+        shift = common_center(reference)
         counts = jnp.sum(u, axis=0)
         return CentroidStats(counts, u.T @ (x - shift) - counts[:, None] * (reference - shift), reference)
 
@@ -100,9 +87,10 @@ class CentroidModel:
 
     def e_step(self, params, x, sample_weight=None):
         """E-step of the protocol: ``(stats, log_likelihood)`` (the negative mean objective)."""
+        from jaxmix.em import e_step  # the driver's chunked E-step, shared by every family
+
         params, x = self._checked(params, x)
-        sample_weight = v.check_sample_weight(sample_weight, x.shape[0])
-        return self._e_step(params, x, sample_weight)
+        return e_step(self, params, x, v.check_sample_weight(sample_weight, x.shape[0]))
 
     def score(self, params, x):
         """The negative mean objective at ``params`` (higher is better)."""
@@ -113,13 +101,3 @@ class CentroidModel:
         from jaxmix import _init  # _init uses KMeans itself for the "kmeans" method
 
         return _init.init(self, key, x, method, sample_weight)
-
-
-def weighted(u, sample_weight):
-    return u if sample_weight is None else u * sample_weight[:, None]
-
-
-def weighted_mean(values, sample_weight):
-    if sample_weight is None:
-        return jnp.mean(values)
-    return jnp.sum(sample_weight * values) / jnp.sum(sample_weight)

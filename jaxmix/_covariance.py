@@ -10,8 +10,10 @@ Each class provides, for means ``mu`` (K, D) and covariances ``cov``:
 
 - ``log_prob(x, mu, cov)``: log N(x_i; mu_k, Sigma_k), shape (N, K), through
   Cholesky factors and triangular solves (MATH.md section 5);
-- ``scatter(y, wr)``: the second-moment statistic of centered data
-  y_ik = x_i - ref_k weighted by wr_ik, in the form ``estimate`` needs;
+- ``scatter(xc, mc, wr, sums)``: the second moment sum_i wr_ik
+  (x_i - ref_k)(x_i - ref_k)^T about the reference points ref_k, in the form
+  ``estimate`` needs, from data and references both shifted by one common
+  point (xc, mc) and sums_k = sum_i wr_ik (xc_i - mc_k);
 - ``estimate(scatter, nk, d, reg)``: the M-step covariance
   Sigma_k = sum_i r_ik (x_i - mu_k)(x_i - mu_k)^T / n_k + reg * I, where
   d_k = mu_k - ref_k corrects the scatter about ref_k to one about mu_k;
@@ -26,9 +28,11 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.scipy.linalg import solve_triangular
 
 from jaxmix import _validation as v
+from jaxmix._distances import common_center, scaled_squared_distances, squared_distances
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -38,30 +42,35 @@ def _gaussian_log_prob(maha, log_det, d):
     return -0.5 * (d * _LOG_2PI + log_det + maha)
 
 
-def _common_center(mu):
-    # Mahalanobis distances are invariant to a common shift of x and mu;
-    # centering both on the mean of the means keeps float32 products small.
-    return jax.lax.stop_gradient(jnp.mean(mu, axis=0))
-
-
 def _check_spd(cov, what: str) -> None:
     """Symmetric positive definite, checked on concrete (..., D, D) arrays."""
-    if not v.is_concrete(cov):
-        return
     v.check_finite("covariances", cov)
-    asym = jnp.max(jnp.abs(cov - jnp.swapaxes(cov, -1, -2)), axis=(-1, -2))
-    scale = jnp.max(jnp.abs(cov), axis=(-1, -2))
-    tol = 100 * jnp.finfo(cov.dtype).eps
-    bad = jnp.nonzero(jnp.atleast_1d(asym > tol * scale))[0]
-    if bad.size:
-        raise ValueError(f"covariances must be symmetric; {what} {int(bad[0])} is not.")
-    chol_ok = jnp.all(jnp.isfinite(jnp.linalg.cholesky(cov)), axis=(-1, -2))
-    bad = jnp.nonzero(jnp.atleast_1d(~chol_ok))[0]
-    if bad.size:
-        raise ValueError(
-            f"covariances must be positive definite; the Cholesky factorization of {what} "
-            f"{int(bad[0])} failed. Add a ridge (reg_covar * I) or check for collinear features."
-        )
+    values = v.host_values(cov)
+    if values is None:
+        return
+    for index, matrix in enumerate(values.reshape(-1, *values.shape[-2:])):
+        scale = np.max(np.abs(matrix))
+        if np.max(np.abs(matrix - matrix.T)) > 100 * np.finfo(matrix.dtype).eps * scale:
+            raise ValueError(f"covariances must be symmetric; {what} {index} is not.")
+        try:
+            np.linalg.cholesky(matrix)
+        except np.linalg.LinAlgError:
+            raise ValueError(
+                f"covariances must be positive definite; the Cholesky factorization of {what} {index} "
+                "failed. Add a ridge (reg_covar * I) or check for collinear features."
+            ) from None
+
+
+def _regularized(cov, reg):
+    """cov + reg * I, with the diagonal of cov first clamped at 0.
+
+    The one-pass estimate scatter / n - d d^T can round a zero variance
+    (a constant feature) to a tiny negative number in float32; a variance
+    is never negative, and the clamp keeps cov + reg * I positive definite.
+    """
+    diagonal = jnp.diagonal(cov, axis1=-2, axis2=-1)
+    eye = jnp.eye(cov.shape[-1], dtype=cov.dtype)
+    return cov + (jnp.maximum(-diagonal, 0.0) + reg)[..., None] * eye
 
 
 class Full:
@@ -83,7 +92,7 @@ class Full:
         eye = jnp.broadcast_to(jnp.eye(d, dtype=cov.dtype), cov.shape)
         # prec_chol[k] = L_k^{-T}: ||(x - mu_k) L_k^{-T}||^2 is the Mahalanobis distance.
         prec_chol = jnp.swapaxes(solve_triangular(chol, eye, lower=True), -1, -2)
-        c = _common_center(mu)
+        c = common_center(mu)
         # One GEMM (N, D) x (D, K*D) for all components at once.
         y = (x - c) @ jnp.transpose(prec_chol, (1, 0, 2)).reshape(d, k * d)
         m = jnp.einsum("kd,kde->ke", mu - c, prec_chol).reshape(k * d)
@@ -92,13 +101,17 @@ class Full:
         return _gaussian_log_prob(maha, log_det, d)
 
     @staticmethod
-    def scatter(y, wr):
-        return jnp.einsum("nk,nkd,nke->kde", wr, y, y)
+    def scatter(xc, mc, wr, sums):
+        # One GEMM (K*D, N) x (N, D): A_k = sum_i wr_ik (xc_i - mc_k) xc_i^T, then
+        # sum_i wr_ik (xc_i - mc_k)(xc_i - mc_k)^T = A_k - sums_k mc_k^T exactly.
+        n, k, d = xc.shape[0], *mc.shape
+        lhs = (wr[:, :, None] * (xc[:, None, :] - mc[None])).reshape(n, k * d)
+        a = (lhs.T @ xc).reshape(k, d, d) - sums[:, :, None] * mc[:, None, :]
+        return 0.5 * (a + jnp.swapaxes(a, 1, 2))
 
     @staticmethod
     def estimate(scatter, nk, d, reg):
-        cov = scatter / nk[:, None, None] - d[:, :, None] * d[:, None, :]
-        return cov + reg * jnp.eye(d.shape[-1], dtype=cov.dtype)
+        return _regularized(scatter / nk[:, None, None] - d[:, :, None] * d[:, None, :], reg)
 
     @staticmethod
     def scale_noise(cov, z, eps):
@@ -119,27 +132,28 @@ class Tied:
     @staticmethod
     def validate(cov, k, d):
         v.check_shape("covariances", cov, (d, d))
-        _check_spd(cov, "the tied covariance")
+        _check_spd(cov, "tied covariance")
 
     @staticmethod
     def log_prob(x, mu, cov):
         d = mu.shape[1]
         chol = jnp.linalg.cholesky(cov)
-        c = _common_center(mu)
+        c = common_center(mu)
         y = solve_triangular(chol, (x - c).T, lower=True).T
         m = solve_triangular(chol, (mu - c).T, lower=True).T
-        maha = jnp.sum(jnp.square(y[:, None, :] - m[None, :, :]), axis=-1)
+        maha = squared_distances(y, m)
         log_det = 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol)))
         return _gaussian_log_prob(maha, log_det, d)
 
     @staticmethod
-    def scatter(y, wr):
-        return jnp.einsum("nk,nkd,nke->de", wr, y, y)
+    def scatter(xc, mc, wr, sums):
+        # sum_k sum_i wr_ik (xc_i - mc_k) xc_i^T as one (D, N) x (N, D) product, corrected as for Full.
+        a = (jnp.sum(wr, axis=1, keepdims=True) * xc - wr @ mc).T @ xc - sums.T @ mc
+        return 0.5 * (a + a.T)
 
     @staticmethod
     def estimate(scatter, nk, d, reg):
-        cov = (scatter - jnp.einsum("k,kd,ke->de", nk, d, d)) / jnp.sum(nk)
-        return cov + reg * jnp.eye(d.shape[-1], dtype=cov.dtype)
+        return _regularized((scatter - jnp.einsum("k,kd,ke->de", nk, d, d)) / jnp.sum(nk), reg)
 
     @staticmethod
     def scale_noise(cov, z, eps):
@@ -166,16 +180,17 @@ class Diag:
     @staticmethod
     def log_prob(x, mu, cov):
         d = mu.shape[1]
-        maha = jnp.sum(jnp.square(x[:, None, :] - mu[None]) / cov[None], axis=-1)
+        maha = scaled_squared_distances(x, mu, 1.0 / cov)
         return _gaussian_log_prob(maha, jnp.sum(jnp.log(cov), axis=-1), d)
 
     @staticmethod
-    def scatter(y, wr):
-        return jnp.einsum("nk,nkd->kd", wr, jnp.square(y))
+    def scatter(xc, mc, wr, sums):
+        # sum_i wr_ik (xc_id - mc_kd)^2 = (wr^T xc^2)_kd - 2 mc_kd sums_kd - n_k mc_kd^2.
+        return wr.T @ jnp.square(xc) - 2.0 * mc * sums - jnp.sum(wr, axis=0)[:, None] * jnp.square(mc)
 
     @staticmethod
     def estimate(scatter, nk, d, reg):
-        return scatter / nk[:, None] - jnp.square(d) + reg
+        return jnp.maximum(scatter / nk[:, None] - jnp.square(d), 0.0) + reg
 
     @staticmethod
     def scale_noise(cov, z, eps):
@@ -202,8 +217,7 @@ class Spherical:
     @staticmethod
     def log_prob(x, mu, cov):
         d = mu.shape[1]
-        sq = jnp.sum(jnp.square(x[:, None, :] - mu[None]), axis=-1)
-        return _gaussian_log_prob(sq / cov, d * jnp.log(cov), d)
+        return _gaussian_log_prob(squared_distances(x, mu) / cov, d * jnp.log(cov), d)
 
     scatter = Diag.scatter
 
@@ -240,11 +254,10 @@ class Identity:
     @staticmethod
     def log_prob(x, mu, cov):
         d = mu.shape[1]
-        sq = jnp.sum(jnp.square(x[:, None, :] - mu[None]), axis=-1)
-        return _gaussian_log_prob(sq, 0.0, d)
+        return _gaussian_log_prob(squared_distances(x, mu), 0.0, d)
 
     @staticmethod
-    def scatter(y, wr):
+    def scatter(xc, mc, wr, sums):
         return None
 
     @staticmethod

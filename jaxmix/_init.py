@@ -16,7 +16,8 @@ import jax
 import jax.numpy as jnp
 
 from jaxmix import _validation as v
-from jaxmix._centroids import CentroidModel, first_argmin, squared_distances, weighted
+from jaxmix._centroids import CentroidModel, first_argmin
+from jaxmix._distances import squared_distances
 from jaxmix.em import check_enough_points, run_em
 from jaxmix.kmeans import KMeans, KMeansParams
 
@@ -28,49 +29,49 @@ def init(model, key, x, method, sample_weight=None):
     """Checked entry point behind ``model.init(key, x, method)``."""
     v.check_choice("method", method, METHODS)
     x = model._check_x(x, None)
-    sample_weight = v.check_sample_weight(sample_weight, x.shape[0])
-    check_enough_points(model, x, sample_weight)
-    return _initial_params(model, key, x, sample_weight, method)
+    weights = v.check_sample_weight(sample_weight, x.shape[0])
+    check_enough_points(model, x, weights)
+    weights = jnp.ones(x.shape[0], x.dtype) if weights is None else weights.astype(x.dtype)
+    return _initial_params(model, key, x, weights, method)
 
 
 @functools.partial(jax.jit, static_argnames=("model", "method"))
-def _initial_params(model, key, x, sample_weight, method):
-    return initial_params(model, key, x, sample_weight, method)
+def _initial_params(model, key, x, weights, method):
+    return initial_params(model, key, x, weights, method)
 
 
-def initial_params(model, key, x, sample_weight, method):
-    """Unchecked initial parameters; pure in ``key``, so it vmaps over keys."""
+def initial_params(model, key, x, weights, method):
+    """Unchecked initial parameters for per-point weights (N,); pure in ``key``, so it vmaps over keys."""
     k, (n, _) = model.n_components, x.shape
     if method == "random" and not isinstance(model, CentroidModel):
         resp = jax.random.uniform(key, (n, k), dtype=x.dtype)
         resp = resp / jnp.sum(resp, axis=1, keepdims=True)
     else:
-        centers = initial_centers(key, x, k, method, sample_weight)
+        centers = initial_centers(key, x, k, method, weights)
         if isinstance(model, CentroidModel):
             return model.params_type(centers)
         resp = jax.nn.one_hot(first_argmin(squared_distances(x, centers)), k, dtype=x.dtype)
-    wr = weighted(resp, sample_weight)
+    wr = resp * weights[:, None]
     counts = jnp.sum(wr, axis=0)
     reference = (wr.T @ x) / jnp.maximum(counts, jnp.finfo(x.dtype).tiny)[:, None]
     return model.m_step(model._statistics(reference, x, wr))
 
 
-def initial_centers(key, x, k, method, sample_weight=None):
-    """K initial centers (K, D) by ``method``."""
+def initial_centers(key, x, k, method, weights):
+    """K initial centers (K, D) by ``method``, for per-point weights (N,)."""
     if method == "kmeans++":
-        return kmeans_plusplus(key, x, k, sample_weight)
+        return kmeans_plusplus(key, x, k, weights)
     if method == "random_from_data":
-        p = None if sample_weight is None else sample_weight / jnp.sum(sample_weight)
-        return x[jax.random.choice(key, x.shape[0], (k,), replace=False, p=p)]
+        return x[jax.random.choice(key, x.shape[0], (k,), replace=False, p=weights / jnp.sum(weights))]
     if method == "random":
         low, high = jnp.min(x, axis=0), jnp.max(x, axis=0)
         return jax.random.uniform(key, (k, x.shape[1]), x.dtype, low, high)
-    centers = kmeans_plusplus(key, x, k, sample_weight)
+    centers = kmeans_plusplus(key, x, k, weights)
     tol = jnp.zeros((), x.dtype)
-    return run_em(KMeans(k), KMeansParams(centers), x, sample_weight, tol, KMEANS_INIT_STEPS).params.centers
+    return run_em(KMeans(k), KMeansParams(centers), x, weights, tol, KMEANS_INIT_STEPS).params.centers
 
 
-def kmeans_plusplus(key, x, k, sample_weight=None):
+def kmeans_plusplus(key, x, k, w):
     """Greedy k-means++ (Arthur and Vassilvitskii; scikit-learn's variant).
 
     The first center is a (weighted) random point; each next one is the best,
@@ -79,7 +80,6 @@ def kmeans_plusplus(key, x, k, sample_weight=None):
     w_i D(x_i)^2.
     """
     n_trials = 2 + int(math.log(k))
-    w = jnp.ones(x.shape[0], x.dtype) if sample_weight is None else sample_weight
     log_w = jnp.log(w)
     key, first_key = jax.random.split(key)
     first = jax.random.categorical(first_key, log_w)

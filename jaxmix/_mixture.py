@@ -77,9 +77,10 @@ class Mixture:
         combine with ``jaxmix.combine_stats``); ``log_likelihood`` is the
         weighted mean log-likelihood of ``params`` on x.
         """
+        from jaxmix.em import e_step  # the driver's chunked E-step, shared by every family
+
         params, x = self._checked(params, x)
-        sample_weight = v.check_sample_weight(sample_weight, x.shape[0])
-        return self._e_step(params, x, sample_weight)
+        return e_step(self, params, x, v.check_sample_weight(sample_weight, x.shape[0]))
 
     def init(self, key, x, method: str = "kmeans", sample_weight=None):
         """Initial parameters: the M-step of responsibilities from ``method``.
@@ -101,12 +102,9 @@ class Mixture:
     def _score(self, params, x):
         return jnp.mean(logsumexp(self._log_joint(params, x), axis=1))
 
-    def _e_step(self, params, x, sample_weight=None):
+    def _accumulate(self, params, x, weights):
+        """(stats, sum_i w_i log p(x_i)) for per-point weights w (N,): the unchecked E-step."""
         log_joint = self._log_joint(params, x)
         log_prob = logsumexp(log_joint, axis=1, keepdims=True)
-        resp = jnp.exp(log_joint - log_prob)
-        log_prob = log_prob[:, 0]
-        if sample_weight is None:
-            return self._statistics(self._reference(params), x, resp), jnp.mean(log_prob)
-        wr = resp * sample_weight[:, None]
-        return self._statistics(self._reference(params), x, wr), jnp.sum(sample_weight * log_prob) / jnp.sum(sample_weight)
+        wr = jnp.exp(log_joint - log_prob) * weights[:, None]
+        return self._statistics(self._reference(params), x, wr), jnp.sum(weights * log_prob[:, 0])

@@ -66,10 +66,20 @@ def as_float_array(name: str, value) -> jax.Array:
     return arr
 
 
+def host_values(arr):
+    """The values of a concrete array as NumPy, or None for a tracer.
+
+    Value checks run in NumPy so they also work on concrete arrays closed
+    over inside the user's ``jit``, where jnp operations would trace.
+    """
+    return np.asarray(arr) if is_concrete(arr) else None
+
+
 def check_finite(name: str, arr) -> None:
     """Reject NaN or inf in a concrete array (no-op under tracing)."""
-    if is_concrete(arr) and not bool(jnp.all(jnp.isfinite(arr))):
-        n_bad = int(jnp.sum(~jnp.isfinite(arr)))
+    a = host_values(arr)
+    if a is not None and not np.all(np.isfinite(a)):
+        n_bad = int(np.sum(~np.isfinite(a)))
         raise ValueError(
             f"{name} contains {n_bad} NaN or infinite value(s); remove or impute them before fitting."
         )
@@ -105,11 +115,12 @@ def check_weights(weights) -> jax.Array:
     if weights.ndim != 1 or weights.shape[0] < 1:
         raise ValueError(f"weights must be a 1-D array of shape (n_components,), got shape {weights.shape}.")
     check_finite("weights", weights)
-    if is_concrete(weights):
-        if bool(jnp.any(weights < 0)):
-            raise ValueError(f"weights must be non-negative, got min {float(jnp.min(weights))}.")
-        total = float(jnp.sum(weights))
-        tol = 1000 * float(jnp.finfo(weights.dtype).eps) * max(1, weights.shape[0])
+    w = host_values(weights)
+    if w is not None:
+        if np.any(w < 0):
+            raise ValueError(f"weights must be non-negative, got min {w.min()}.")
+        total = float(np.sum(w, dtype=np.float64))
+        tol = 1000 * float(np.finfo(w.dtype).eps) * max(1, w.shape[0])
         if abs(total - 1.0) > tol:
             raise ValueError(
                 f"weights must sum to one (within {tol:.1e}), got sum {total!r}; normalize them with "
@@ -120,8 +131,9 @@ def check_weights(weights) -> jax.Array:
 
 def check_positive(name: str, arr) -> None:
     """Reject non-positive entries in a concrete array (no-op under tracing)."""
-    if is_concrete(arr) and bool(jnp.any(arr <= 0)):
-        raise ValueError(f"{name} must be strictly positive, got min {float(jnp.min(arr))}.")
+    a = host_values(arr)
+    if a is not None and np.any(a <= 0):
+        raise ValueError(f"{name} must be strictly positive, got min {a.min()}.")
 
 
 def check_sample_weight(sample_weight, n_samples: int) -> jax.Array | None:
@@ -131,9 +143,10 @@ def check_sample_weight(sample_weight, n_samples: int) -> jax.Array | None:
     w = as_float_array("sample_weight", sample_weight)
     check_shape("sample_weight", w, (n_samples,))
     check_finite("sample_weight", w)
-    if is_concrete(w):
-        if bool(jnp.any(w < 0)):
-            raise ValueError(f"sample_weight must be non-negative, got min {float(jnp.min(w))}.")
-        if not bool(jnp.any(w > 0)):
+    a = host_values(w)
+    if a is not None:
+        if np.any(a < 0):
+            raise ValueError(f"sample_weight must be non-negative, got min {a.min()}.")
+        if not np.any(a > 0):
             raise ValueError("sample_weight must have at least one positive entry, got all zeros.")
     return w

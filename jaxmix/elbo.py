@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import jax.numpy as jnp
+import numpy as np
 from jax.scipy.special import xlogy
 
 from jaxmix import _validation as v
@@ -49,11 +50,12 @@ def check_responsibilities(q, n: int, k: int):
     q = v.as_float_array("q", q)
     v.check_shape("q", q, (n, k))
     v.check_finite("q", q)
-    if v.is_concrete(q):
-        if bool(jnp.any(q < 0)):
-            raise ValueError(f"q must be non-negative, got min {float(jnp.min(q))}.")
-        err = float(jnp.max(jnp.abs(jnp.sum(q, axis=1) - 1.0)))
-        tol = 1000 * float(jnp.finfo(q.dtype).eps) * max(1, k)
+    values = v.host_values(q)
+    if values is not None:
+        if np.any(values < 0):
+            raise ValueError(f"q must be non-negative, got min {values.min()}.")
+        err = float(np.max(np.abs(np.sum(values, axis=1, dtype=np.float64) - 1.0)))
+        tol = 1000 * float(np.finfo(values.dtype).eps) * max(1, k)
         if err > tol:
             raise ValueError(f"each row of q must sum to one (within {tol:.1e}); worst row is off by {err:.3g}.")
     return q

@@ -18,8 +18,11 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxmix import _validation as v
+
+DEFAULT_CHUNK_SIZE = 8192  # rows per E-step chunk; see fit_em
 
 
 class EMResult(NamedTuple):
@@ -54,7 +57,8 @@ def combine_stats(*stats):
     return summed
 
 
-def fit_em(model, params, x, *, max_iter: int = 100, tol: float = 1e-3, sample_weight=None) -> EMResult:
+def fit_em(model, params, x, *, max_iter: int = 100, tol: float = 1e-3, sample_weight=None,
+           chunk_size: int = DEFAULT_CHUNK_SIZE) -> EMResult:
     """Run EM from ``params`` until the mean log-likelihood changes by less than ``tol``.
 
     Args:
@@ -66,6 +70,10 @@ def fit_em(model, params, x, *, max_iter: int = 100, tol: float = 1e-3, sample_w
         ``max_iter`` iterations.
       sample_weight: optional non-negative (N,) weights; a weight of 2 counts
         a point twice.
+      chunk_size: the E-step visits x in chunks of this many rows and adds
+        their statistics (``combine_stats``), which keeps the N x K work in
+        cache and memory at O(chunk_size K D). The result does not depend on
+        it beyond rounding.
 
     Returns:
       An ``EMResult``. A second call with the same model and shapes reuses
@@ -84,10 +92,12 @@ def fit_em(model, params, x, *, max_iter: int = 100, tol: float = 1e-3, sample_w
     """
     params, x = model._checked(params, x)
     max_iter, tol = check_loop_args(max_iter, tol)
-    sample_weight = v.check_sample_weight(sample_weight, x.shape[0])
-    check_enough_points(model, x, sample_weight)
+    chunk_size = v.check_positive_int("chunk_size", chunk_size)
+    weights = v.check_sample_weight(sample_weight, x.shape[0])
+    check_enough_points(model, x, weights)
     params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, x.dtype), params)
-    return _fit_em(model, params, x, sample_weight, jnp.asarray(tol, x.dtype), max_iter)
+    weights = jnp.ones(x.shape[0], x.dtype) if weights is None else weights.astype(x.dtype)
+    return _fit_em(model, params, x, weights, jnp.asarray(tol, x.dtype), max_iter, chunk_size)
 
 
 def check_loop_args(max_iter, tol):
@@ -97,8 +107,8 @@ def check_loop_args(max_iter, tol):
 def check_enough_points(model, x, sample_weight=None) -> None:
     """EM needs at least as many points (with positive weight) as components."""
     k = model.n_components
-    n = x.shape[0] if sample_weight is None or not v.is_concrete(sample_weight) else int(
-        jnp.sum(sample_weight > 0))
+    weights = None if sample_weight is None else v.host_values(sample_weight)
+    n = x.shape[0] if weights is None else int(np.sum(weights > 0))
     if n < k:
         raise ValueError(
             f"n_components={k} needs at least {k} data points with positive weight, got {n}; "
@@ -106,15 +116,44 @@ def check_enough_points(model, x, sample_weight=None) -> None:
         )
 
 
-@functools.partial(jax.jit, static_argnames=("model", "max_iter"))
-def _fit_em(model, params, x, sample_weight, tol, max_iter):
-    return run_em(model, params, x, sample_weight, tol, max_iter)
+def e_step(model, params, x, sample_weight=None, chunk_size: int = DEFAULT_CHUNK_SIZE):
+    """``(stats, weighted mean log-likelihood)`` of checked inputs, visiting x in chunks."""
+    weights = jnp.ones(x.shape[0], x.dtype) if sample_weight is None else sample_weight.astype(x.dtype)
+    xb, wb = to_chunks(x, weights, chunk_size)
+    stats, total = accumulate(model, params, xb, wb)
+    return stats, total / jnp.sum(weights)
 
 
-def run_em(model, params, x, sample_weight, tol, max_iter) -> EMResult:
+def to_chunks(x, weights, chunk_size):
+    """Reshape x (N, D) and weights (N,) to (B, n, D) and (B, n), padding with zero-weight rows."""
+    n = min(chunk_size, x.shape[0])
+    pad = -x.shape[0] % n
+    x = jnp.concatenate([x, jnp.broadcast_to(x[:1], (pad, x.shape[1]))])
+    weights = jnp.concatenate([weights, jnp.zeros(pad, weights.dtype)])
+    return x.reshape(-1, n, x.shape[1]), weights.reshape(-1, n)
+
+
+def accumulate(model, params, xb, wb):
+    """Sum ``model._accumulate`` over chunks: ``(combined stats, sum_i w_i log p(x_i))``."""
+
+    def add_chunk(b, carry):
+        stats, total = carry
+        chunk_stats, chunk_total = model._accumulate(params, xb[b], wb[b])
+        return combine_stats(stats, chunk_stats), total + chunk_total
+
+    return jax.lax.fori_loop(1, xb.shape[0], add_chunk, model._accumulate(params, xb[0], wb[0]))
+
+
+@functools.partial(jax.jit, static_argnames=("model", "max_iter", "chunk_size"))
+def _fit_em(model, params, x, weights, tol, max_iter, chunk_size):
+    return run_em(model, params, x, weights, tol, max_iter, chunk_size)
+
+
+def run_em(model, params, x, weights, tol, max_iter, chunk_size=DEFAULT_CHUNK_SIZE) -> EMResult:
     """The unchecked EM loop (one ``lax.while_loop``); jit it, vmap it over starts."""
     dtype = x.dtype
-    nan = jnp.array(jnp.nan, dtype)
+    xb, wb = to_chunks(x, weights, chunk_size)
+    total_weight = jnp.sum(weights)
 
     def cond(carry):
         i, _, _, _, converged = carry
@@ -122,12 +161,14 @@ def run_em(model, params, x, sample_weight, tol, max_iter) -> EMResult:
 
     def body(carry):
         i, params, previous, history, _ = carry
-        stats, log_likelihood = model._e_step(params, x, sample_weight)
+        stats, total = accumulate(model, params, xb, wb)
+        log_likelihood = total / total_weight
         params = model.m_step(stats)
         converged = jnp.abs(log_likelihood - previous) < tol
         return i + 1, params, log_likelihood, history.at[i].set(log_likelihood), converged
 
-    init = (jnp.array(0), params, jnp.array(-jnp.inf, dtype), jnp.full((max_iter,), nan), jnp.array(False))
+    history = jnp.full((max_iter,), jnp.nan, dtype)
+    init = (jnp.array(0), params, jnp.array(-jnp.inf, dtype), history, jnp.array(False))
     n_iter, params, _, history, converged = jax.lax.while_loop(cond, body, init)
-    _, log_likelihood = model._e_step(params, x, sample_weight)
+    log_likelihood = accumulate(model, params, xb, wb)[1] / total_weight
     return EMResult(params, log_likelihood, history, n_iter, converged)

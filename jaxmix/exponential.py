@@ -7,6 +7,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxmix import _validation as v
 from jaxmix._mixture import Mixture
@@ -65,10 +66,11 @@ class ExponentialMixture(Mixture):
         if x.ndim != 2 or x.shape[1] != 1:
             raise ValueError(f"x must have shape (n_samples,) or (n_samples, 1), got {x.shape}.")
         x = v.check_data(x, 1)
-        if v.is_concrete(x) and bool(jnp.any(x < 0)):
+        values = v.host_values(x)
+        if values is not None and np.any(values < 0):
             raise ValueError(
                 f"x must be non-negative for an exponential mixture (its density is zero below 0), "
-                f"got min {float(jnp.min(x))}."
+                f"got min {values.min()}."
             )
         return x
 

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 
 from jaxmix import _init
 from jaxmix import _validation as v
-from jaxmix.em import EMResult, check_enough_points, check_loop_args, run_em
+from jaxmix.em import DEFAULT_CHUNK_SIZE, EMResult, check_enough_points, check_loop_args, run_em
 
 
 class FitResult(NamedTuple):
@@ -21,7 +21,7 @@ class FitResult(NamedTuple):
 
 
 def fit(key, model, x, *, n_init: int = 1, init: str = "kmeans", max_iter: int = 100, tol: float = 1e-3,
-        sample_weight=None) -> FitResult:
+        sample_weight=None, chunk_size: int = DEFAULT_CHUNK_SIZE) -> FitResult:
     """Fit ``model`` to x by EM from ``n_init`` initializations; keep the best.
 
     The restarts are vmapped: initialization and EM of all of them run in one
@@ -34,7 +34,7 @@ def fit(key, model, x, *, n_init: int = 1, init: str = "kmeans", max_iter: int =
       x: data.
       n_init: number of restarts, >= 1.
       init: ``"kmeans"``, ``"kmeans++"``, ``"random_from_data"`` or ``"random"``.
-      max_iter, tol, sample_weight: as in ``fit_em``.
+      max_iter, tol, sample_weight, chunk_size: as in ``fit_em``.
 
     Examples:
       >>> import jax, jax.numpy as jnp
@@ -49,17 +49,18 @@ def fit(key, model, x, *, n_init: int = 1, init: str = "kmeans", max_iter: int =
     v.check_choice("init", init, _init.METHODS)
     max_iter, tol = check_loop_args(max_iter, tol)
     x = model._check_x(x, None)
-    sample_weight = v.check_sample_weight(sample_weight, x.shape[0])
-    check_enough_points(model, x, sample_weight)
-    tol = jnp.asarray(tol, x.dtype)
-    return _fit(model, key, x, sample_weight, tol, n_init, init, max_iter)
+    chunk_size = v.check_positive_int("chunk_size", chunk_size)
+    weights = v.check_sample_weight(sample_weight, x.shape[0])
+    check_enough_points(model, x, weights)
+    weights = jnp.ones(x.shape[0], x.dtype) if weights is None else weights.astype(x.dtype)
+    return _fit(model, key, x, weights, jnp.asarray(tol, x.dtype), n_init, init, max_iter, chunk_size)
 
 
-@functools.partial(jax.jit, static_argnames=("model", "n_init", "init", "max_iter"))
-def _fit(model, key, x, sample_weight, tol, n_init, init, max_iter):
+@functools.partial(jax.jit, static_argnames=("model", "n_init", "init", "max_iter", "chunk_size"))
+def _fit(model, key, x, weights, tol, n_init, init, max_iter, chunk_size):
     def one_start(start_key):
-        params = _init.initial_params(model, start_key, x, sample_weight, init)
-        return run_em(model, params, x, sample_weight, tol, max_iter)
+        params = _init.initial_params(model, start_key, x, weights, init)
+        return run_em(model, params, x, weights, tol, max_iter, chunk_size)
 
     results = jax.vmap(one_start)(jax.random.split(key, n_init))
     final = jnp.where(jnp.isnan(results.log_likelihood), -jnp.inf, results.log_likelihood)

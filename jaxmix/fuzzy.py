@@ -9,7 +9,8 @@ import jax
 import jax.numpy as jnp
 
 from jaxmix import _validation as v
-from jaxmix._centroids import CentroidModel, squared_distances, weighted, weighted_mean
+from jaxmix._centroids import CentroidModel
+from jaxmix._distances import squared_distances
 
 CENTER_UPDATES = ("coordinate_descent", "homework")
 
@@ -69,11 +70,10 @@ class FuzzyCMeans(CentroidModel):
         params, x = self._checked(params, x)
         return fuzzy_memberships(squared_distances(x, params.centers), self.fuzzifier)
 
-    def _e_step(self, params, x, sample_weight=None):
+    def _accumulate(self, params, x, weights):
         sq = squared_distances(x, params.centers)
         r = fuzzy_memberships(sq, self.fuzzifier)
         rm = r**self.fuzzifier
-        objective = jnp.sum(rm * sq, axis=1)
         u = rm if self.center_update == "coordinate_descent" else r
-        stats = self._statistics(params.centers, x, weighted(u, sample_weight))
-        return stats, -weighted_mean(objective, sample_weight)
+        stats = self._statistics(params.centers, x, u * weights[:, None])
+        return stats, -jnp.sum(weights * jnp.sum(rm * sq, axis=1))

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 
 from jaxmix import _validation as v
 from jaxmix._covariance import COVARIANCE_TYPES
+from jaxmix._distances import common_center
 from jaxmix._mixture import Mixture
 
 
@@ -104,13 +105,11 @@ class GaussianMixture(Mixture):
         return params.means
 
     def _statistics(self, reference, x, wr):
-        y = x[:, None, :] - reference[None]
-        return GaussianStats(
-            counts=jnp.sum(wr, axis=0),
-            sums=jnp.einsum("nk,nkd->kd", wr, y),
-            scatter=self._cov.scatter(y, wr),
-            reference=reference,
-        )
+        shift = common_center(reference)
+        xc, mc = x - shift, reference - shift
+        counts = jnp.sum(wr, axis=0)
+        sums = wr.T @ xc - counts[:, None] * mc
+        return GaussianStats(counts, sums, self._cov.scatter(xc, mc, wr, sums), reference)
 
     def m_step(self, stats: GaussianStats) -> GaussianMixtureParams:
         """Closed-form M-step (MATH.md section 5), as scikit-learn computes it.

@@ -9,7 +9,8 @@ import jax
 import jax.numpy as jnp
 
 from jaxmix import _validation as v
-from jaxmix._centroids import CentroidModel, CentroidStats, first_argmin, squared_distances, weighted_mean
+from jaxmix._centroids import CentroidModel, CentroidStats, first_argmin
+from jaxmix._distances import squared_distances
 
 
 class KMeansParams(NamedTuple):
@@ -46,17 +47,15 @@ class KMeans(CentroidModel):
         """Hard responsibilities: one-hot of the nearest center, (N, K)."""
         return jax.nn.one_hot(self.predict(params, x), self.n_clusters, dtype=params.centers.dtype)
 
-    def _e_step(self, params, x, sample_weight=None):
+    def _accumulate(self, params, x, weights):
         sq = squared_distances(x, params.centers)
         labels = first_argmin(sq)
-        nearest = jnp.min(sq, axis=1)
-        w = jnp.ones(x.shape[0], x.dtype) if sample_weight is None else sample_weight
         k = self.n_clusters
         # sum_i w_i (x_i - mu_{z_i}) per cluster: exact about the current centers, no N x K product.
-        offsets = w[:, None] * (x - params.centers[labels])
+        offsets = weights[:, None] * (x - params.centers[labels])
         stats = CentroidStats(
-            counts=jax.ops.segment_sum(w, labels, k),
+            counts=jax.ops.segment_sum(weights, labels, k),
             sums=jax.ops.segment_sum(offsets, labels, k),
             reference=params.centers,
         )
-        return stats, -weighted_mean(nearest, sample_weight)
+        return stats, -jnp.sum(weights * jnp.min(sq, axis=1))

@@ -1,0 +1,89 @@
+"""The ``jaxmix`` command line and the ``jaxmix demo`` report it writes."""
+
+import re
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from jaxmix import cli, demo
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+EXPECTED_HEADINGS = [
+    "# jaxmix demo",
+    "## 1. A Gaussian mixture in 2-D: samples",
+    "## 2. Its log-density",
+    "## 3. Posterior responsibilities and the ELBO",
+    "## 4. A mixture of exponentials",
+]
+
+
+def test_demo_writes_report_with_its_figures(tmp_path, capsys):
+    assert cli.main(["demo", "--out", str(tmp_path)]) == 0
+
+    report = (tmp_path / "report.md").read_text()
+    headings = [line for line in report.splitlines() if line.startswith("#")]
+    assert headings == EXPECTED_HEADINGS
+    images = re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", report)
+    assert len(images) == len(demo.SECTIONS)
+    for name in images:
+        data = (tmp_path / name).read_bytes()
+        assert data.startswith(PNG_SIGNATURE) and len(data) > 1000, name
+
+    # The ELBO table: equal to the score at the posterior, lower at a uniform q.
+    rows = re.findall(r"^\| (.+?) \| (-?\d+\.\d+) \|$", report, re.MULTILINE)
+    value = {label: float(number) for label, number in rows}
+    score = value["score = (1/N) sum_i log p(x_i)"]
+    assert value["ELBO at q = posterior"] == pytest.approx(score, abs=1e-4)
+    assert value["ELBO at q = uniform (1/3 each)"] < score - 1.0
+
+    out = capsys.readouterr().out
+    for i in range(1, len(demo.SECTIONS) + 1):
+        assert f"[{i}/{len(demo.SECTIONS)}]" in out
+
+
+@pytest.mark.parametrize(
+    "argv, out, seed",
+    [(["demo"], "report", 0), (["demo", "--out", "elsewhere", "--seed", "7"], "elsewhere", 7)],
+)
+def test_demo_arguments_reach_run(monkeypatch, argv, out, seed):
+    calls = []
+    monkeypatch.setattr(demo, "run", lambda out_dir, key: calls.append((out_dir, key)))
+    assert cli.main(argv) == 0
+    [(out_dir, key)] = calls
+    assert out_dir == out
+    np.testing.assert_array_equal(jax.random.key_data(key), jax.random.key_data(jax.random.key(seed)))
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["demo", "--help"]])
+def test_help(capsys, argv):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "demo" in out
+    if argv[0] == "demo":
+        assert "--out" in out and "--seed" in out
+
+
+def test_missing_subcommand_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([])
+    assert exit_info.value.code == 2
+    assert "COMMAND" in capsys.readouterr().err
+
+
+def test_module_runs_as_a_script():
+    result = subprocess.run(
+        [sys.executable, "-m", "jaxmix.cli", "--help"], capture_output=True, text=True, check=True
+    )
+    assert "demo" in result.stdout
+
+
+def test_missing_matplotlib_gives_install_hint(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes `import matplotlib` fail
+    assert cli.main(["demo", "--out", str(tmp_path / "report")]) == 1
+    assert 'pip install "jaxmix[examples]"' in capsys.readouterr().err
+    assert not (tmp_path / "report").exists()
