@@ -13,6 +13,7 @@ from jaxmix.fit import FitResult, fit
 from jaxmix.fuzzy import FuzzyCMeans, FuzzyCMeansParams
 from jaxmix.gaussian import GaussianMixture, GaussianMixtureParams, GaussianStats
 from jaxmix.kmeans import KMeans, KMeansParams
+from jaxmix.selection import ModelSelection, select_components
 
 __all__ = [
     "CentroidStats",
@@ -28,10 +29,12 @@ __all__ = [
     "GaussianStats",
     "KMeans",
     "KMeansParams",
+    "ModelSelection",
     "combine_stats",
     "elbo",
     "fit",
     "fit_em",
+    "select_components",
 ]
 
 __version__ = "0.1.0"
