@@ -8,10 +8,16 @@ results are NamedTuple pytrees; every method is a pure function of
 from jaxmix._centroids import CentroidStats
 from jaxmix.elbo import elbo
 from jaxmix.em import EMResult, combine_stats, fit_em
-from jaxmix.exponential import ExponentialMixture, ExponentialMixtureParams, ExponentialStats
+from jaxmix.exponential import (
+    ExponentialMixture,
+    ExponentialMixtureParams,
+    ExponentialMixtureUnconstrained,
+    ExponentialStats,
+)
 from jaxmix.fit import FitResult, fit
 from jaxmix.fuzzy import FuzzyCMeans, FuzzyCMeansParams
-from jaxmix.gaussian import GaussianMixture, GaussianMixtureParams, GaussianStats
+from jaxmix.gaussian import GaussianMixture, GaussianMixtureParams, GaussianMixtureUnconstrained, GaussianStats
+from jaxmix.gradient import GradientResult, fit_gradient, m_step_gradient
 from jaxmix.kmeans import KMeans, KMeansParams
 from jaxmix.selection import ModelSelection, select_components
 
@@ -20,13 +26,16 @@ __all__ = [
     "EMResult",
     "ExponentialMixture",
     "ExponentialMixtureParams",
+    "ExponentialMixtureUnconstrained",
     "ExponentialStats",
     "FitResult",
     "FuzzyCMeans",
     "FuzzyCMeansParams",
     "GaussianMixture",
     "GaussianMixtureParams",
+    "GaussianMixtureUnconstrained",
     "GaussianStats",
+    "GradientResult",
     "KMeans",
     "KMeansParams",
     "ModelSelection",
@@ -34,6 +43,8 @@ __all__ = [
     "elbo",
     "fit",
     "fit_em",
+    "fit_gradient",
+    "m_step_gradient",
     "select_components",
 ]
 

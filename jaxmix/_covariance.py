@@ -18,6 +18,9 @@ Each class provides, for means ``mu`` (K, D) and covariances ``cov``:
   Sigma_k = sum_i r_ik (x_i - mu_k)(x_i - mu_k)^T / n_k + reg * I, where
   d_k = mu_k - ref_k corrects the scatter about ref_k to one about mu_k;
 - ``scale_noise(cov, z, eps)``: Sigma_{z}^{1/2} eps for sampling;
+- ``to_unconstrained(cov)`` / ``from_unconstrained(u)``: exact inverses
+  between covariances and free real arrays (log-Cholesky factors for full
+  and tied, log variances for diag and spherical) for gradient fitting;
 - ``n_parameters(k, d)`` as scikit-learn counts them;
 - ``shape(k, d)`` and ``validate(cov, k, d)`` for the public boundary.
 """
@@ -73,6 +76,21 @@ def _regularized(cov, reg):
     return cov + (jnp.maximum(-diagonal, 0.0) + reg)[..., None] * eye
 
 
+def _log_cholesky(cov):
+    """The Cholesky factor of cov with its diagonal replaced by its log (strict upper part zero)."""
+    chol = jnp.linalg.cholesky(cov)
+    diagonal = jnp.diagonal(chol, axis1=-2, axis2=-1)
+    eye = jnp.eye(cov.shape[-1], dtype=cov.dtype)
+    return chol + (jnp.log(diagonal) - diagonal)[..., None] * eye
+
+
+def _from_log_cholesky(u):
+    """L L^T with L = strict lower part of u + diag(exp(diag u)); inverse of ``_log_cholesky``."""
+    eye = jnp.eye(u.shape[-1], dtype=u.dtype)
+    chol = jnp.tril(u, -1) + jnp.exp(jnp.diagonal(u, axis1=-2, axis2=-1))[..., None] * eye
+    return chol @ jnp.swapaxes(chol, -1, -2)
+
+
 class Full:
     name = "full"
 
@@ -117,6 +135,9 @@ class Full:
     def scale_noise(cov, z, eps):
         return jnp.einsum("nde,ne->nd", jnp.linalg.cholesky(cov)[z], eps)
 
+    to_unconstrained = staticmethod(_log_cholesky)
+    from_unconstrained = staticmethod(_from_log_cholesky)
+
     @staticmethod
     def n_parameters(k, d):
         return k * d * (d + 1) // 2
@@ -159,6 +180,9 @@ class Tied:
     def scale_noise(cov, z, eps):
         return eps @ jnp.linalg.cholesky(cov).T
 
+    to_unconstrained = staticmethod(_log_cholesky)
+    from_unconstrained = staticmethod(_from_log_cholesky)
+
     @staticmethod
     def n_parameters(k, d):
         return d * (d + 1) // 2
@@ -196,6 +220,9 @@ class Diag:
     def scale_noise(cov, z, eps):
         return jnp.sqrt(cov[z]) * eps
 
+    to_unconstrained = staticmethod(jnp.log)
+    from_unconstrained = staticmethod(jnp.exp)
+
     @staticmethod
     def n_parameters(k, d):
         return k * d
@@ -228,6 +255,9 @@ class Spherical:
     @staticmethod
     def scale_noise(cov, z, eps):
         return jnp.sqrt(cov[z])[:, None] * eps
+
+    to_unconstrained = staticmethod(jnp.log)
+    from_unconstrained = staticmethod(jnp.exp)
 
     @staticmethod
     def n_parameters(k, d):
@@ -267,6 +297,9 @@ class Identity:
     @staticmethod
     def scale_noise(cov, z, eps):
         return eps
+
+    to_unconstrained = staticmethod(lambda cov: None)
+    from_unconstrained = staticmethod(lambda u: None)
 
     @staticmethod
     def n_parameters(k, d):

@@ -20,6 +20,13 @@ class ExponentialMixtureParams(NamedTuple):
     rates: jax.Array
 
 
+class ExponentialMixtureUnconstrained(NamedTuple):
+    """Free real parameters: weight logits (K,) and log rates (K,)."""
+
+    logits: jax.Array
+    log_rates: jax.Array
+
+
 class ExponentialStats(NamedTuple):
     """Additive statistics: counts n_j = sum_i wr_ij and sums s_j = sum_i wr_ij x_i."""
 
@@ -93,6 +100,14 @@ class ExponentialMixture(Mixture):
         tiny = 10 * jnp.finfo(stats.counts.dtype).eps
         nk = stats.counts + tiny
         return ExponentialMixtureParams(nk / jnp.sum(nk), nk / (stats.sums + tiny))
+
+    def to_unconstrained(self, params: ExponentialMixtureParams) -> ExponentialMixtureUnconstrained:
+        """logits = log u, log_rates = log lambda."""
+        return ExponentialMixtureUnconstrained(jnp.log(params.weights), jnp.log(params.rates))
+
+    def from_unconstrained(self, u: ExponentialMixtureUnconstrained) -> ExponentialMixtureParams:
+        """The exact inverse of ``to_unconstrained``: u = softmax(logits), lambda = exp(log_rates)."""
+        return ExponentialMixtureParams(jax.nn.softmax(u.logits), jnp.exp(u.log_rates))
 
     def sample(self, key, params, n: int):
         """Draw n points: z ~ Categorical(u), x = Exp(1) / lambda_z. Returns (x of shape (n,), z)."""

@@ -26,6 +26,15 @@ class GaussianMixtureParams(NamedTuple):
     covariances: jax.Array | None
 
 
+class GaussianMixtureUnconstrained(NamedTuple):
+    """Free real parameters: weight logits (K,), means (K, D), and the covariance type's
+    unconstrained form (log-Cholesky factors, log variances, or None for identity)."""
+
+    logits: jax.Array
+    means: jax.Array
+    covariances: jax.Array | None
+
+
 class GaussianStats(NamedTuple):
     """Additive sufficient statistics of weighted responsibilities wr_ik.
 
@@ -124,6 +133,16 @@ class GaussianMixture(Mixture):
         shift = stats.sums / nk[:, None]
         covariances = self._cov.estimate(stats.scatter, nk, shift, self.reg_covar)
         return GaussianMixtureParams(nk / jnp.sum(nk), stats.reference + shift, covariances)
+
+    def to_unconstrained(self, params: GaussianMixtureParams) -> GaussianMixtureUnconstrained:
+        """Map to free parameters: logits = log w, log-Cholesky or log-variance covariances."""
+        return GaussianMixtureUnconstrained(
+            jnp.log(params.weights), params.means, self._cov.to_unconstrained(params.covariances))
+
+    def from_unconstrained(self, u: GaussianMixtureUnconstrained) -> GaussianMixtureParams:
+        """The exact inverse of ``to_unconstrained``: w = softmax(logits), Sigma = L L^T, var = exp(.)."""
+        return GaussianMixtureParams(
+            jax.nn.softmax(u.logits), u.means, self._cov.from_unconstrained(u.covariances))
 
     def sample(self, key, params, n: int):
         """Draw n points: z ~ Categorical(w), x = mu_z + Sigma_z^{1/2} eps. Returns (x, z)."""
