@@ -6,6 +6,7 @@ results are NamedTuple pytrees; every method is a pure function of
 """
 
 from jaxmix._centroids import CentroidStats
+from jaxmix.compare import ComparisonResult, compare_fits, default_optimizers
 from jaxmix.elbo import elbo
 from jaxmix.em import EMResult, combine_stats, fit_em
 from jaxmix.exponential import (
@@ -23,6 +24,7 @@ from jaxmix.selection import ModelSelection, select_components
 
 __all__ = [
     "CentroidStats",
+    "ComparisonResult",
     "EMResult",
     "ExponentialMixture",
     "ExponentialMixtureParams",
@@ -40,6 +42,8 @@ __all__ = [
     "KMeansParams",
     "ModelSelection",
     "combine_stats",
+    "compare_fits",
+    "default_optimizers",
     "elbo",
     "fit",
     "fit_em",

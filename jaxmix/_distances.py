@@ -35,3 +35,12 @@ def squared_distances(x, centers):
     xs, cs = x - shift, centers - shift
     sq = jnp.sum(jnp.square(xs), axis=1, keepdims=True) - 2.0 * xs @ cs.T + jnp.sum(jnp.square(cs), axis=1)
     return jnp.maximum(sq, 0.0)
+
+
+def exact_squared_distances(x, centers):
+    """||x_i - c_k||^2 (N, K) summed term by term: exactly 0 for a point on a center.
+
+    Costs an N x K x D elementwise pass (fused by XLA) instead of a matrix
+    product; for fuzzy c-means, whose memberships need d = 0 detected exactly.
+    """
+    return jnp.sum(jnp.square(x[:, None, :] - centers[None, :, :]), axis=-1)

@@ -108,3 +108,12 @@ class Mixture:
         log_prob = logsumexp(log_joint, axis=1, keepdims=True)
         wr = jnp.exp(log_joint - log_prob) * weights[:, None]
         return self._statistics(self._reference(params), x, wr), jnp.sum(weights * log_prob[:, 0])
+
+
+def safe_logits(weights):
+    """log w with weights floored at machine epsilon, so logits and their gradients stay finite.
+
+    Through softmax and log, a weight far below eps would make 1/w overflow in the
+    gradient; the floor changes only weights that are already negligible.
+    """
+    return jnp.log(jnp.maximum(weights, jnp.finfo(weights.dtype).eps))

@@ -12,6 +12,7 @@ Figures need matplotlib (``pip install "jaxmix[examples]"``), imported lazily; t
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 import time
 from pathlib import Path
@@ -20,9 +21,20 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxmix import ExponentialMixture, ExponentialMixtureParams, GaussianMixture, GaussianMixtureParams, elbo
+from jaxmix import (
+    ExponentialMixture,
+    ExponentialMixtureParams,
+    FuzzyCMeans,
+    GaussianMixture,
+    GaussianMixtureParams,
+    KMeans,
+    elbo,
+    fit,
+    select_components,
+)
 
-_GAUSSIAN_DATA, _EXPONENTIAL_DATA = 0, 1  # fold_in tags, one per data set
+_GAUSSIAN_DATA, _EXPONENTIAL_DATA, _CLUSTER_DATA = 0, 1, 2  # fold_in tags, one per data set
+_FITTING = 3  # fold_in tag of the key the fits of sections 5 to 7 start from
 _COLORS = np.array([[0.85, 0.1, 0.1], [0.1, 0.6, 0.1], [0.1, 0.25, 0.9]])  # RGB, mixed by r_ij in section 3
 _IMAGE_LINK = re.compile(r"!\[[^\]]*\]\(([^)\s]+)\)")
 
@@ -72,6 +84,33 @@ _EXPONENTIAL = ExponentialMixture(2)
 _EXPONENTIAL_VALUES = {"weights": [0.6, 0.4], "rates": [4.0, 0.5]}
 
 
+def _elongated(sd_long, sd_short, degrees):
+    """The 2x2 covariance with standard deviations (sd_long, sd_short) along axes turned by ``degrees``."""
+    c, s = np.cos(np.radians(degrees)), np.sin(np.radians(degrees))
+    rotation = np.array([[c, -s], [s, c]])
+    return np.round(rotation @ np.diag([sd_long**2, sd_short**2]) @ rotation.T, 4).tolist()
+
+
+# Sections 5 to 7 fit models to 1500 points from three elongated clusters (means ordered by x_1):
+# (standard deviation along, across, angle of the long axis in degrees) for each.
+_CLUSTER_SHAPES = [(2.2, 0.35, 50.0), (2.4, 0.35, -10.0), (1.8, 0.35, 35.0)]
+_CLUSTER_VALUES = {
+    "weights": [0.4, 0.35, 0.25],
+    "means": [[-2.0, 0.0], [1.0, 2.0], [3.0, -2.0]],
+    "covariances": [_elongated(*shape) for shape in _CLUSTER_SHAPES],
+}
+_N_CLUSTER_POINTS = 1500
+_K = 3
+_FITTED_GAUSSIAN = GaussianMixture(_K, covariance_type="full")
+_N_INIT = 4
+# Section 7's candidates. Every (K, covariance type) pair is a separate static model, so
+# select_components compiles one EM program for each, about 4 to 6 s of CPU apiece: most of
+# the demo's run time. K = 1..6 with all four covariance types (24 pairs) takes over 2 minutes.
+_SELECTION_K = (2, 3, 4)
+_SELECTION_COVARIANCES = ("full", "spherical")
+_SELECTION_INIT = "kmeans++"  # compiles faster than the default "kmeans" (k-means++, then Lloyd steps)
+
+
 @functools.partial(jax.jit, static_argnames=("model", "n"))
 def _sample(model, key, params, n):
     return model.sample(key, params, n)
@@ -90,6 +129,11 @@ def _posterior_and_bounds(model, params, x):
     return q, model.score(params, x), elbo(model, params, x, q), elbo(model, params, x, uniform)
 
 
+@functools.partial(jax.jit, static_argnames="model")
+def _posterior(model, params, x):
+    return model.posterior(params, x)
+
+
 def _params(cls, values):
     return cls(**{name: jnp.array(value) for name, value in values.items()})
 
@@ -99,6 +143,60 @@ def _gaussian_example(key, n=600):
     params = _params(GaussianMixtureParams, _GAUSSIAN_VALUES)
     x, z = _sample(_GAUSSIAN, jax.random.fold_in(key, _GAUSSIAN_DATA), params, n)
     return params, np.asarray(x), np.asarray(z)
+
+
+def _cluster_example(key):
+    """The elongated-cluster data of sections 5 to 7: (x, z) and the key the fits start from."""
+    params = _params(GaussianMixtureParams, _CLUSTER_VALUES)
+    x, z = _sample(_GAUSSIAN, jax.random.fold_in(key, _CLUSTER_DATA), params, _N_CLUSTER_POINTS)
+    return np.asarray(x), np.asarray(z), jax.random.fold_in(key, _FITTING)
+
+
+def _fit_gaussian(x, fit_key):
+    """Section 5's fit (section 6 compares with it; the second call reuses the compiled program)."""
+    return fit(fit_key, _FITTED_GAUSSIAN, x, n_init=_N_INIT)
+
+
+def _predict(params, x):
+    return np.asarray(_log_joint_and_prob(_FITTED_GAUSSIAN, params, x)[0]).argmax(axis=1)
+
+
+def _by_first_coordinate(centers):
+    """Relabel components in order of their centers' x_1, so a colour means the same cluster in every panel.
+
+    Returns ``(order, rank)``: ``centers[order]`` is sorted, ``rank[j]`` is the new label of component j.
+    """
+    order = np.argsort(np.asarray(centers)[:, 0], kind="stable")
+    return order, np.argsort(order)
+
+
+def _n_mislabelled(labels, z, k=_K):
+    """Points whose label differs from the generating component z, under the best matching of labels."""
+    counts = np.zeros((k, k), int)
+    np.add.at(counts, (labels, z), 1)
+    return len(z) - max(sum(counts[j, p[j]] for j in range(k)) for p in itertools.permutations(range(k)))
+
+
+def _label_cluster_plane(ax, title):
+    """``_label_plane``, the equal aspect kept by widening the data limits, not by shrinking the axes.
+
+    Shrinking the box of an equal-aspect axes happens after the constrained layout, and for data
+    about as tall as wide it pushes the title and x-label outside the figure.
+    """
+    _label_plane(ax, title)
+    ax.set_adjustable("datalim")
+
+
+def _draw_ellipses(ax, mean, covariance, color):
+    """1- and 2-sigma ellipses {x : (x - mu)^T Sigma^-1 (x - mu) = n^2} from Sigma's eigen-decomposition."""
+    from matplotlib.patches import Ellipse
+
+    variances, axes = np.linalg.eigh(covariance)  # ascending: the last axis is the long one
+    angle = np.degrees(np.arctan2(axes[1, -1], axes[0, -1]))
+    for n_sigma, style in ((1, "-"), (2, "--")):
+        width, height = 2 * n_sigma * np.sqrt(variances[::-1])
+        ax.add_patch(Ellipse(mean, width, height, angle=angle, fill=False, ec=color, lw=1.8, ls=style))
+        ax.add_patch(Ellipse(mean, width, height, angle=angle, fill=False, ec="k", lw=0.4, ls=style))
 
 
 # -- sections: (key, out_dir) -> Markdown ----------------------------------------
@@ -223,11 +321,193 @@ is a line of slope -lambda_j; the mixture bends from the steep to the shallow on
 """
 
 
+def gaussian_em(key, out_dir: Path) -> str:
+    x, z, fit_key = _cluster_example(key)
+    result = _fit_gaussian(x, fit_key)
+    best = result.best
+    order, rank = _by_first_coordinate(best.params.means)
+    weights, means, covariances = (np.asarray(a)[order] for a in best.params)
+    labels = rank[_predict(best.params, x)]
+    history = np.asarray(best.history)
+    history = history[~np.isnan(history)]
+    n_iter, converged = int(best.n_iter), bool(best.converged)
+    final = float(best.log_likelihood)
+    restarts = ", ".join(f"{value:.4f}" for value in np.asarray(result.restart_log_likelihoods))
+
+    fig, (ax_fit, ax_history) = _figure(ncols=2)
+    for j in range(_K):
+        ax_fit.scatter(*x[labels == j].T, s=5, color=_COLORS[j], alpha=0.45, edgecolors="none")
+        _draw_ellipses(ax_fit, means[j], covariances[j], _COLORS[j])
+        ax_fit.scatter([], [], s=20, color=_COLORS[j], label=f"component {j + 1}, $\\pi$ = {weights[j]:.3f}")
+    ax_fit.plot([], [], "k-", lw=1, label="1 sigma")
+    ax_fit.plot([], [], "k--", lw=1, label="2 sigma")
+    ax_fit.scatter(*means.T, marker="X", s=90, c="k", zorder=3, label="fitted means")
+    _label_cluster_plane(ax_fit, "EM fit: predicted components, covariance ellipses")
+    ax_fit.legend(loc="lower right", fontsize=7)
+    iterations = np.arange(1, len(history) + 1)
+    ax_history.plot(iterations, history, "o-", ms=4, color="C0", label="$L_t$ before M-step $t$")
+    ax_history.axhline(final, color="0.4", ls=":", label=f"final L = {final:.4f}")
+    ax_history.set(
+        title=f"Mean log-likelihood per iteration (n_iter = {n_iter}, converged = {converged})",
+        xlabel="iteration t",
+        ylabel="mean log-likelihood (nats per point)",
+    )
+    ax_history.title.set_fontsize(9)
+    ax_history.xaxis.get_major_locator().set_params(integer=True)
+    ax_history.legend(loc="lower right", fontsize=8)
+    alt = "Gaussian mixture fitted by EM, log-likelihood history"
+    image = _save_figure(fig, out_dir, "gmm_em_fit.png", alt)
+
+    steps = np.diff(history)
+    if steps.size == 0 or steps.min() >= 0:
+        monotone = "never decreases, as MATH.md section 4 promises"
+    else:
+        monotone = (f"never decreases by more than float32 round-off (largest drop {-steps.min():.1e}), "
+                    "as MATH.md section 4 promises")
+    rows = "\n".join(
+        f"| {j + 1} | {weights[j]:.3f} | ({means[j][0]:.2f}, {means[j][1]:.2f}) | "
+        f"{np.array2string(covariances[j].ravel(), precision=2, separator=', ')} |"
+        for j in range(_K)
+    )
+    shapes = "; ".join(f"({long}, {short}) at {angle:g} degrees" for long, short, angle in _CLUSTER_SHAPES)
+    return f"""## 5. Fitting a Gaussian mixture by EM
+
+{len(x)} points from three elongated Gaussian clusters: weights {_CLUSTER_VALUES["weights"]},
+means {_CLUSTER_VALUES["means"]}, standard deviations along and across the long axis, and its
+angle to the x_1 axis: {shapes}. They are fitted with
+`jaxmix.fit(key, GaussianMixture(3, "full"), x, n_init={_N_INIT})`: {_N_INIT} restarts, each
+initialized by k-means (k-means++ seeding, then Lloyd steps) and run by EM (MATH.md section 5)
+until the mean log-likelihood changes by less than tol = 1e-3; the restarts run vmapped in one
+compiled call and the best is kept. Their final mean log-likelihoods: {restarts}.
+
+Left: each point coloured by its most probable fitted component (`predict`), with the ellipses
+(x - mu_j)^T Sigma_j^-1 (x - mu_j) = 1 and 4 of the fitted covariances (1 and 2 sigma; in 2-D
+they hold 39% and 86% of a component's mass), drawn from the eigen-decomposition
+Sigma_j = V diag(lambda) V^T (semi-axes n sqrt(lambda), turned to the eigenvectors).
+{_n_mislabelled(labels, z)} of the {len(x)} points are predicted in a component other than the
+one that drew them, under the best matching of labels. Right: `EMResult.history`, the mean
+log-likelihood L_t of the parameters entering iteration t (NaN after the last iteration, trimmed
+here). EM ran n_iter = {n_iter} iterations and converged = {converged}; the curve {monotone}.
+
+| component | weight | mean | covariance (row-major) |
+|---|---|---|---|
+{rows}
+
+{image}
+"""
+
+
+def kmeans_and_fuzzy(key, out_dir: Path) -> str:
+    x, z, fit_key = _cluster_example(key)
+    kmeans, fuzzy = KMeans(_K), FuzzyCMeans(_K)
+    kmeans_fit = fit(fit_key, kmeans, x, n_init=_N_INIT, init="kmeans++").best
+    fuzzy_fit = fit(fit_key, fuzzy, x, n_init=_N_INIT, init="kmeans++").best
+    gmm_labels = _predict(_fit_gaussian(x, fit_key).best.params, x)
+    order, rank = _by_first_coordinate(kmeans_fit.params.centers)
+    kmeans_centers = np.asarray(kmeans_fit.params.centers)[order]
+    labels = rank[np.asarray(_posterior(kmeans, kmeans_fit.params, x)).argmax(axis=1)]
+    order, _ = _by_first_coordinate(fuzzy_fit.params.centers)
+    fuzzy_centers = np.asarray(fuzzy_fit.params.centers)[order]
+    memberships = np.asarray(_posterior(fuzzy, fuzzy_fit.params, x))[:, order]
+
+    fig, (ax_hard, ax_soft) = _figure(ncols=2)
+    for j in range(_K):
+        ax_hard.scatter(*x[labels == j].T, s=5, color=_COLORS[j], alpha=0.6, edgecolors="none")
+        ax_hard.scatter([], [], s=20, color=_COLORS[j], label=f"cluster {j + 1}")  # legend entry
+    ax_hard.scatter(*kmeans_centers.T, marker="X", s=110, c="k", ec="w", label="centers $\\mu_j$")
+    _label_cluster_plane(ax_hard, "k-means: hard labels")
+    ax_hard.legend(loc="lower right", fontsize=8)
+    certainty = memberships.max(axis=1)
+    order = np.argsort(-certainty)  # the most uncertain points drawn last, on top
+    ax_soft.scatter(*x[order].T, s=7, c=np.clip(memberships[order] @ _COLORS, 0.0, 1.0), edgecolors="none")
+    for j, color in enumerate(_COLORS):  # legend entries only
+        ax_soft.scatter([], [], s=20, color=color, label=f"$r_{{i{j + 1}}} = 1$")
+    ax_soft.scatter(*fuzzy_centers.T, marker="X", s=110, c="k", ec="w", label="centers $\\mu_j$")
+    _label_cluster_plane(ax_soft, "Fuzzy c-means (m = 2): memberships as a colour mix")
+    ax_soft.legend(loc="lower right", fontsize=8)
+    image = _save_figure(fig, out_dir, "kmeans_fuzzy.png", "k-means labels and fuzzy c-means memberships")
+
+    return f"""## 6. k-means and fuzzy c-means
+
+The same {len(x)} points, clustered by `KMeans(3)` and `FuzzyCMeans(3)`, each fitted with
+`jaxmix.fit(key, model, x, n_init={_N_INIT}, init="kmeans++")` ({_N_INIT} restarts from k-means++
+seeds). Both are families of the EM protocol whose "log-likelihood" is minus the mean
+objective, so the same driver fits them.
+
+- k-means (Lloyd, MATH.md section 1) minimizes J = sum_i min_j ||x_i - mu_j||^2: assign each
+  point to its nearest center, move each center to the mean of its points, repeat.
+  Final J / N = {-float(kmeans_fit.log_likelihood):.4f} after {int(kmeans_fit.n_iter)} iterations
+  (converged = {bool(kmeans_fit.converged)}).
+- Fuzzy c-means (MATH.md section 2; fuzzifier m = 2 is the homework's soft k-means) minimizes
+  J_m = sum_i sum_j r_ij^m ||x_i - mu_j||^2 with each row of r on the simplex. It alternates
+  r_ij = d_ij^(-2/(m-1)) / sum_l d_il^(-2/(m-1)) (d_ij = ||x_i - mu_j||) and the r^m-weighted
+  center update mu_j = sum_i r_ij^m x_i / sum_i r_ij^m, each the exact minimizer of J_m with the
+  other held fixed: a coordinate descent, so J_m never increases. The homework writes the center
+  update with weights r_ij; that is a typo (it is not a descent step on J_m), kept only as
+  `FuzzyCMeans(3, center_update="homework")`. Final J_m / N = {-float(fuzzy_fit.log_likelihood):.4f}
+  after {int(fuzzy_fit.n_iter)} iterations (converged = {bool(fuzzy_fit.converged)}).
+
+Left: k-means labels and centers; {_n_mislabelled(labels, z)} of the {len(x)} points get a cluster
+other than the one that drew them (best matching of labels; Gaussian mixture EM in section 5:
+{_n_mislabelled(gmm_labels, z)}): the squared Euclidean distance favours round clusters, so the
+tips of the elongated ones go to a neighbour. Right: each point coloured by the mix
+sum_j r_ij c_j of its memberships; {int(np.sum(certainty < 0.6))} points have no membership above
+0.6. Memberships fall off only as a power of the distance, so even points deep inside a cluster
+keep some membership in the others.
+
+{image}
+"""
+
+
+def choosing_k(key, out_dir: Path) -> str:
+    x, _, fit_key = _cluster_example(key)
+    table = select_components(
+        fit_key, x, _SELECTION_K, _SELECTION_COVARIANCES, n_init=1, init=_SELECTION_INIT
+    )
+    fig, ax = _figure()
+    per_type = []
+    for i, cov in enumerate(_SELECTION_COVARIANCES):
+        rows = np.flatnonzero(np.array(table.covariance_types) == cov)
+        ax.plot(table.n_components[rows], table.bic[rows], "o-", color=f"C{i}", label=cov)
+        lowest = rows[np.argmin(table.bic[rows])]
+        per_type.append(f"{cov} K = {table.n_components[lowest]} (BIC {table.bic[lowest]:.1f})")
+    best_k, best_cov = int(table.n_components[table.best]), table.covariance_types[table.best]
+    ax.scatter([best_k], [table.bic[table.best]], marker="*", s=300, c="gold", ec="k", zorder=3,
+               label=f"lowest BIC: K = {best_k}, {best_cov}")
+    ax.set(title="BIC of Gaussian mixtures (lower is better)", xlabel="number of components K", ylabel="BIC",
+           xticks=list(_SELECTION_K))
+    ax.legend(title="covariance type", fontsize=8)
+    image = _save_figure(fig, out_dir, "bic_selection.png", "BIC against the number of components")
+    n, d = x.shape
+    parameters = ", ".join(
+        f"{cov} {GaussianMixture(_K, cov).n_parameters(d)}" for cov in _SELECTION_COVARIANCES
+    )
+    return f"""## 7. Choosing K with BIC
+
+`select_components(key, x, n_components={list(_SELECTION_K)},
+covariance_types={list(_SELECTION_COVARIANCES)}, n_init=1, init="{_SELECTION_INIT}")` fits a
+`GaussianMixture` to the {n} points of sections 5 and 6 for every pair (K, covariance type)
+and scores it with BIC = -2 N L + p log N and AIC = -2 N L + 2 p, as scikit-learn does (L the
+mean log-likelihood, p the free parameters: K - 1 weights, K D means and the covariances; for
+K = 3 in D = {d}, p is {parameters}). Lower is better: a parameter must buy more than
+(log N) / 2 = {np.log(n) / 2:.2f} nats of total log-likelihood. The lowest BIC is K = {best_k}
+with {best_cov} covariances; the lowest per covariance type: {"; ".join(per_type)}. Covariances
+too stiff for the elongated clusters buy likelihood with extra components instead, and still
+score worse. (Each pair is a separate compiled EM program, so the grid is kept small.)
+
+{table.to_markdown()}
+
+{image}
+"""
+
 SECTIONS = [
     ("Gaussian mixture samples", gaussian_samples),
     ("Gaussian mixture log-density", gaussian_density),
     ("Posterior responsibilities and ELBO", gaussian_posterior),
     ("Exponential mixture", exponential_mixture),
+    ("Gaussian mixture fitted by EM", gaussian_em),
+    ("k-means and fuzzy c-means", kmeans_and_fuzzy),
+    ("Choosing K with BIC", choosing_k),
 ]
 
 

@@ -107,11 +107,12 @@ def check_loop_args(max_iter, tol):
 def check_enough_points(model, x, sample_weight=None) -> None:
     """EM needs at least as many points (with positive weight) as components."""
     k = model.n_components
+    name = "n_clusters" if hasattr(model, "n_clusters") else "n_components"
     weights = None if sample_weight is None else v.host_values(sample_weight)
     n = x.shape[0] if weights is None else int(np.sum(weights > 0))
     if n < k:
         raise ValueError(
-            f"n_components={k} needs at least {k} data points with positive weight, got {n}; "
+            f"{name}={k} needs at least {k} data points with positive weight, got {n}; "
             "use fewer components or more data."
         )
 

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxmix import _validation as v
-from jaxmix._mixture import Mixture
+from jaxmix._mixture import Mixture, safe_logits
 
 
 class ExponentialMixtureParams(NamedTuple):
@@ -102,8 +102,8 @@ class ExponentialMixture(Mixture):
         return ExponentialMixtureParams(nk / jnp.sum(nk), nk / (stats.sums + tiny))
 
     def to_unconstrained(self, params: ExponentialMixtureParams) -> ExponentialMixtureUnconstrained:
-        """logits = log u, log_rates = log lambda."""
-        return ExponentialMixtureUnconstrained(jnp.log(params.weights), jnp.log(params.rates))
+        """logits = log u (floored at log tiny, as for the Gaussian mixture), log_rates = log lambda."""
+        return ExponentialMixtureUnconstrained(safe_logits(params.weights), jnp.log(params.rates))
 
     def from_unconstrained(self, u: ExponentialMixtureUnconstrained) -> ExponentialMixtureParams:
         """The exact inverse of ``to_unconstrained``: u = softmax(logits), lambda = exp(log_rates)."""

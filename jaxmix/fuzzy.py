@@ -10,7 +10,7 @@ import jax.numpy as jnp
 
 from jaxmix import _validation as v
 from jaxmix._centroids import CentroidModel
-from jaxmix._distances import squared_distances
+from jaxmix._distances import exact_squared_distances
 
 CENTER_UPDATES = ("coordinate_descent", "homework")
 
@@ -68,10 +68,10 @@ class FuzzyCMeans(CentroidModel):
     def posterior(self, params, x):
         """Memberships r (N, K); rows sum to one."""
         params, x = self._checked(params, x)
-        return fuzzy_memberships(squared_distances(x, params.centers), self.fuzzifier)
+        return fuzzy_memberships(exact_squared_distances(x, params.centers), self.fuzzifier)
 
     def _accumulate(self, params, x, weights):
-        sq = squared_distances(x, params.centers)
+        sq = exact_squared_distances(x, params.centers)
         r = fuzzy_memberships(sq, self.fuzzifier)
         rm = r**self.fuzzifier
         u = rm if self.center_update == "coordinate_descent" else r

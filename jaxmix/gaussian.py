@@ -11,7 +11,7 @@ import jax.numpy as jnp
 from jaxmix import _validation as v
 from jaxmix._covariance import COVARIANCE_TYPES
 from jaxmix._distances import common_center
-from jaxmix._mixture import Mixture
+from jaxmix._mixture import Mixture, safe_logits
 
 
 class GaussianMixtureParams(NamedTuple):
@@ -99,6 +99,13 @@ class GaussianMixture(Mixture):
             raise ValueError(f"means must have shape (n_components={k}, n_features), got {means.shape}.")
         v.check_finite("means", means)
         cov = params.covariances
+        expected = self._cov.shape(k, means.shape[1])
+        if (cov is None) != (expected is None):
+            raise ValueError(
+                f"covariances must be {'None' if expected is None else f'an array of shape {expected}'} for "
+                f"covariance_type={self.covariance_type!r}, got "
+                f"{'None' if cov is None else f'shape {jnp.shape(cov)}'}."
+            )
         if cov is not None:
             cov = v.as_float_array("covariances", cov)
         self._cov.validate(cov, k, means.shape[1])
@@ -135,9 +142,13 @@ class GaussianMixture(Mixture):
         return GaussianMixtureParams(nk / jnp.sum(nk), stats.reference + shift, covariances)
 
     def to_unconstrained(self, params: GaussianMixtureParams) -> GaussianMixtureUnconstrained:
-        """Map to free parameters: logits = log w, log-Cholesky or log-variance covariances."""
+        """Map to free parameters: logits = log w, log-Cholesky or log-variance covariances.
+
+        A weight below machine epsilon (0 included) maps to the logit log(eps), so gradients stay finite;
+        ``from_unconstrained`` inverts this map exactly (up to that floor and a constant in the logits).
+        """
         return GaussianMixtureUnconstrained(
-            jnp.log(params.weights), params.means, self._cov.to_unconstrained(params.covariances))
+            safe_logits(params.weights), params.means, self._cov.to_unconstrained(params.covariances))
 
     def from_unconstrained(self, u: GaussianMixtureUnconstrained) -> GaussianMixtureParams:
         """The exact inverse of ``to_unconstrained``: w = softmax(logits), Sigma = L L^T, var = exp(.)."""

@@ -40,9 +40,10 @@ class GradientResult(NamedTuple):
 
 
 def mean_log_likelihood(model, u, x, weights):
-    """(1/sum w) sum_i w_i log p(x_i) at unconstrained parameters u."""
+    """(1/sum w) sum_i w_i log p(x_i) at unconstrained parameters u (0 for an all-zero-weight batch)."""
     log_prob = logsumexp(model._log_joint(model.from_unconstrained(u), x), axis=1)
-    return jnp.sum(weights * log_prob) / jnp.sum(weights)
+    total = jnp.sum(weights)
+    return jnp.sum(weights * log_prob) / jnp.where(total > 0, total, 1.0)
 
 
 def fit_gradient(model, params, x, optimizer: optax.GradientTransformation, *, num_steps: int,
@@ -86,7 +87,7 @@ def fit_gradient(model, params, x, optimizer: optax.GradientTransformation, *, n
             raise ValueError(f"batch_size must be at most the number of points {x.shape[0]}, got {batch_size}.")
         if key is None:
             raise ValueError("key is required when batch_size is given (it draws the minibatches).")
-        stride = history_stride or -(-x.shape[0] // batch_size)
+        stride = -(-x.shape[0] // batch_size) if history_stride is None else history_stride
         stride = v.check_positive_int("history_stride", stride)
     else:
         key, stride = jax.random.key(0), 1  # unused by the full-batch path
@@ -116,8 +117,8 @@ def _fit_gradient(model, params, x, weights, key, optimizer, num_steps, batch_si
             recorded = jax.lax.cond(i % stride == 0, lambda: full_data(u), lambda: jnp.array(jnp.nan, x.dtype))
         return (optax.apply_updates(u, updates), state, i + 1), recorded
 
-    steps_keys = jax.random.split(key, num_steps)
-    (u, _, _), history = jax.lax.scan(step, (u, optimizer.init(u), 0), steps_keys)
+    step_keys = None if batch_size is None else jax.random.split(key, num_steps)
+    (u, _, _), history = jax.lax.scan(step, (u, optimizer.init(u), 0), step_keys, length=num_steps)
     return GradientResult(model.from_unconstrained(u), full_data(u), history)
 
 

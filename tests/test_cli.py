@@ -17,6 +17,18 @@ EXPECTED_HEADINGS = [
     "## 2. Its log-density",
     "## 3. Posterior responsibilities and the ELBO",
     "## 4. A mixture of exponentials",
+    "## 5. Fitting a Gaussian mixture by EM",
+    "## 6. k-means and fuzzy c-means",
+    "## 7. Choosing K with BIC",
+]
+EXPECTED_IMAGES = [
+    "gmm_samples.png",
+    "gmm_log_density.png",
+    "gmm_responsibilities.png",
+    "exponential_mixture.png",
+    "gmm_em_fit.png",
+    "kmeans_fuzzy.png",
+    "bic_selection.png",
 ]
 
 
@@ -27,7 +39,8 @@ def test_demo_writes_report_with_its_figures(tmp_path, capsys):
     headings = [line for line in report.splitlines() if line.startswith("#")]
     assert headings == EXPECTED_HEADINGS
     images = re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", report)
-    assert len(images) == len(demo.SECTIONS)
+    assert images == EXPECTED_IMAGES
+    assert len(demo.SECTIONS) == len(EXPECTED_HEADINGS) - 1
     for name in images:
         data = (tmp_path / name).read_bytes()
         assert data.startswith(PNG_SIGNATURE) and len(data) > 1000, name
@@ -38,6 +51,17 @@ def test_demo_writes_report_with_its_figures(tmp_path, capsys):
     score = value["score = (1/N) sum_i log p(x_i)"]
     assert value["ELBO at q = posterior"] == pytest.approx(score, abs=1e-4)
     assert value["ELBO at q = uniform (1/3 each)"] < score - 1.0
+
+    # Section 5: EM converged; its history is plotted without the NaN padding.
+    assert re.search(r"n_iter = \d+ iterations and converged = True", report)
+    # Section 7: select_components' table, one row per candidate, the lowest BIC marked once.
+    candidates = [(k, cov) for k in demo._SELECTION_K for cov in demo._SELECTION_COVARIANCES]
+    table = re.findall(r"^\| (\d+) \| (\w+) \| (-?\d+\.\d+) \| (-?\d+\.\d) \| (-?\d+\.\d) \| (.*) \|$",
+                       report, re.MULTILINE)
+    assert [(int(k), cov) for k, cov, *_ in table] == candidates
+    bic = [float(row[3]) for row in table]
+    assert [row[5] for row in table].count("best BIC") == 1
+    assert table[int(np.argmin(bic))][5] == "best BIC"
 
     out = capsys.readouterr().out
     for i in range(1, len(demo.SECTIONS) + 1):

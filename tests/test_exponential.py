@@ -1,0 +1,323 @@
+"""Exponential mixtures checked against independent references.
+
+- Densities: ``log_joint``, ``log_prob``, ``posterior``, ``predict`` and
+  ``score`` against ``scipy.stats.expon`` (scale = 1 / rate) mixed by hand with
+  ``scipy.special.logsumexp``, float64, rtol 1e-10, K in {1, 3, 5}, for x of
+  shape (N,) and (N, 1); ``bic``, ``aic`` and ``n_parameters`` (2K - 1) by hand.
+- EM: one ``e_step`` + ``m_step`` against the MATH.md section 3 formulas written
+  in NumPy (u_j = mean_i q_ji, lambda_j = sum_i q_ji / sum_i q_ji x_i) with
+  scipy's responsibilities; statistics of disjoint chunks add up; integer
+  ``sample_weight`` equals repeating rows.
+- ``sample``: component frequencies and per-component means 1 / rate within 5
+  standard errors, and a Kolmogorov-Smirnov test of x given z; keys reproduce.
+- Properties (hypothesis): posterior rows sum to one; ``log_prob`` does not
+  depend on the order of the components.
+- Hard but valid input (float32): x = 0, points far in the tail, rates six
+  orders of magnitude apart, duplicated points, K = 1.
+- Transformations: ``jit`` equals eager; ``vmap`` over stacked parameter sets
+  equals a loop; ``grad`` of ``score`` w.r.t. the rates equals the analytic
+  1 / lambda - mean(x) for K = 1 and central finite differences for K = 3.
+"""
+
+import chex
+import jax
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from scipy.special import logsumexp
+from scipy.stats import expon, kstest
+
+from jaxmix import ExponentialMixture, ExponentialMixtureParams
+
+KS = (1, 3, 5)
+N = 40  # one N (and 2N) throughout: every new array shape costs JAX compilations
+
+x64_settings = settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+# -- independent helpers (NumPy / SciPy) -----------------------------------------
+
+
+def random_params(rng, k, log_rate_range=(np.log(0.2), np.log(5.0))):
+    return ExponentialMixtureParams(rng.dirichlet(np.full(k, 3.0)), np.exp(rng.uniform(*log_rate_range, k)))
+
+
+def random_data(rng, params, n):
+    weights = np.asarray(params.weights, np.float64)
+    z = rng.choice(len(weights), size=n, p=weights / weights.sum())
+    return rng.exponential(1.0 / np.asarray(params.rates, np.float64)[z])
+
+
+def scipy_log_joint(params, x):
+    """log u_j + log Exp(x_i; lambda_j) with scipy.stats.expon, shape (N, K)."""
+    x = np.asarray(x, np.float64).reshape(-1, 1)
+    rates = np.asarray(params.rates, np.float64)
+    return np.log(np.asarray(params.weights, np.float64)) + expon.logpdf(x, scale=1.0 / rates)
+
+
+def scipy_posterior(params, x):
+    lj = scipy_log_joint(params, x)
+    return np.exp(lj - logsumexp(lj, axis=1, keepdims=True))
+
+
+def assert_f64_close(actual, expected, rtol=1e-10, atol=1e-12):
+    actual = np.asarray(actual)
+    assert actual.dtype == np.float64, actual.dtype
+    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol)
+
+
+# -- 1. densities against scipy ----------------------------------------------------
+
+
+@pytest.mark.parametrize("column", [False, True], ids=["x(N,)", "x(N,1)"])
+@pytest.mark.parametrize("k", KS)
+def test_densities_match_scipy(x64, k, column):
+    rng = np.random.default_rng([k, 1])
+    params = random_params(rng, k)
+    x = random_data(rng, params, N)
+    x_in = x[:, None] if column else x
+    model = ExponentialMixture(k)
+    ref = scipy_log_joint(params, x)
+    log_px = logsumexp(ref, axis=1)
+
+    assert_f64_close(model.log_joint(params, x_in), ref)
+    assert_f64_close(model.log_prob(params, x_in), log_px)
+    assert_f64_close(model.posterior(params, x_in), np.exp(ref - log_px[:, None]))
+    assert_f64_close(model.score(params, x_in), np.mean(log_px))
+    np.testing.assert_array_equal(model.predict(params, x_in), ref.argmax(axis=1))
+
+
+@pytest.mark.parametrize("k", KS)
+def test_information_criteria_by_hand(x64, k):
+    rng = np.random.default_rng([k, 2])
+    params = random_params(rng, k)
+    x = random_data(rng, params, N)
+    model = ExponentialMixture(k)
+    total = np.sum(logsumexp(scipy_log_joint(params, x), axis=1))
+    p = 2 * k - 1  # k rates and k - 1 free weights
+    assert model.n_parameters() == p
+    assert_f64_close(model.bic(params, x), -2 * total + p * np.log(N), atol=0)
+    assert_f64_close(model.aic(params, x), -2 * total + 2 * p, atol=0)
+
+
+# -- 7. EM -----------------------------------------------------------------------------
+
+
+def test_one_em_step_matches_math_md(x64):
+    k = 3
+    rng = np.random.default_rng(3)
+    truth = ExponentialMixtureParams(np.array([0.2, 0.3, 0.5]), np.array([0.3, 2.0, 8.0]))
+    x = random_data(rng, truth, 2 * N)
+    init = ExponentialMixtureParams(np.array([0.4, 0.3, 0.3]), np.array([0.5, 1.0, 4.0]))
+    model = ExponentialMixture(k)
+
+    stats, loglik = model.e_step(init, x)
+    new = model.m_step(stats)
+
+    q = scipy_posterior(init, x)  # (N, K), MATH.md section 3
+    expected = ExponentialMixtureParams(q.mean(axis=0), q.sum(axis=0) / (q * x[:, None]).sum(axis=0))
+    chex.assert_trees_all_close(tuple(new), tuple(expected), rtol=1e-10, atol=0)
+    assert_f64_close(loglik, np.mean(logsumexp(scipy_log_joint(init, x), axis=1)))
+
+
+def test_chunked_statistics_add_up(x64):
+    k = 3
+    rng = np.random.default_rng(4)
+    params = random_params(rng, k)
+    x = random_data(rng, params, 2 * N)
+    model = ExponentialMixture(k)
+
+    whole, _ = model.e_step(params, x)
+    a, _ = model.e_step(params, x[:N])
+    b, _ = model.e_step(params, x[N:])
+    combined = jax.tree.map(lambda u, v: u + v, a, b)  # no shared field here: everything adds
+    chex.assert_trees_all_close(combined, whole, rtol=1e-12, atol=1e-12)
+    chex.assert_trees_all_close(model.m_step(combined), model.m_step(whole), rtol=1e-12, atol=1e-12)
+
+
+def test_integer_sample_weight_equals_repeated_rows(x64):
+    k = 3
+    rng = np.random.default_rng(5)
+    params = random_params(rng, k)
+    x = random_data(rng, params, N)
+    counts = rng.permutation(np.repeat([0, 1, 3, 4], N // 4))  # sums to 2N
+    model = ExponentialMixture(k)
+
+    weighted, ll_w = model.e_step(params, x, sample_weight=counts)
+    repeated, ll_r = model.e_step(params, np.repeat(x, counts))
+    chex.assert_trees_all_close(weighted, repeated, rtol=1e-12, atol=1e-12)
+    assert_f64_close(ll_w, ll_r)
+
+
+# -- 3. sampling -------------------------------------------------------------------------
+
+N_SAMPLE = 40_000
+SAMPLE_PARAMS = ExponentialMixtureParams(np.array([0.2, 0.3, 0.5]), np.array([0.5, 2.0, 10.0]))
+
+
+def test_sample_moments():
+    params, k, n = SAMPLE_PARAMS, 3, N_SAMPLE
+    x, z = ExponentialMixture(k).sample(jax.random.key(0), params, n)
+    assert x.shape == (n,) and z.shape == (n,)
+    x, z = np.asarray(x, np.float64), np.asarray(z)
+    assert np.all(x >= 0)
+
+    w = params.weights
+    np.testing.assert_array_less(np.abs(np.bincount(z, minlength=k) / n - w), 5 * np.sqrt(w * (1 - w) / n))
+    for j, rate in enumerate(params.rates):
+        xj = x[z == j]
+        # Exp(rate) has mean and standard deviation 1 / rate.
+        assert abs(xj.mean() - 1 / rate) < 5 / rate / np.sqrt(len(xj))
+        assert kstest(xj, expon(scale=1 / rate).cdf).pvalue > 1e-6
+
+
+def test_sample_keys():
+    model = ExponentialMixture(3)
+    x1, z1 = model.sample(jax.random.key(1), SAMPLE_PARAMS, N_SAMPLE)
+    x2, z2 = model.sample(jax.random.key(1), SAMPLE_PARAMS, N_SAMPLE)
+    x3, z3 = model.sample(jax.random.key(2), SAMPLE_PARAMS, N_SAMPLE)
+    np.testing.assert_array_equal(x1, x2)
+    np.testing.assert_array_equal(z1, z2)
+    assert not np.allclose(x1, x3)
+    assert not np.array_equal(z1, z3)
+
+
+# -- 2. properties (hypothesis) -----------------------------------------------------------
+
+seeds = st.integers(0, 2**32 - 1)
+ks = st.sampled_from(KS)
+# log-rate ranges: similar rates, and rates up to six orders of magnitude apart
+rate_ranges = st.sampled_from([(np.log(0.5), np.log(2.0)), (np.log(1e-3), np.log(1e3))])
+
+
+@x64_settings
+@given(seed=seeds, k=ks, log_rates=rate_ranges)
+def test_posterior_rows_sum_to_one(x64, seed, k, log_rates):
+    rng = np.random.default_rng(seed)
+    params = random_params(rng, k, log_rates)
+    x = random_data(rng, params, N)
+    post = np.asarray(ExponentialMixture(k).posterior(params, x))
+    assert np.all(post >= 0)
+    np.testing.assert_allclose(post.sum(axis=1), 1.0, rtol=0, atol=1e-12)
+
+
+@x64_settings
+@given(seed=seeds, k=ks, log_rates=rate_ranges)
+def test_log_prob_invariant_to_component_order(x64, seed, k, log_rates):
+    rng = np.random.default_rng(seed)
+    params = random_params(rng, k, log_rates)
+    x = random_data(rng, params, N)
+    perm = rng.permutation(k)
+    permuted = ExponentialMixtureParams(params.weights[perm], params.rates[perm])
+    model = ExponentialMixture(k)
+    np.testing.assert_allclose(model.log_prob(permuted, x), model.log_prob(params, x), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        model.posterior(permuted, x), model.posterior(params, x)[:, perm], rtol=1e-12, atol=1e-12
+    )
+
+
+# -- 5. hard but valid input (float32) ---------------------------------------------------
+
+F32 = dict(rtol=1e-5, atol=1e-5)  # float32 result vs float64 reference
+
+
+def test_zero_and_far_tail_points():
+    params = ExponentialMixtureParams(np.array([0.2, 0.3, 0.5]), np.array([0.1, 1.0, 10.0]))
+    rng = np.random.default_rng(6)
+    x = random_data(rng, params, N)
+    x[:4] = [0.0, 0.0, 1e4, 3e4]  # log joint down to ~ -3e5 for the fast components
+    x = x.astype(np.float32)
+    model = ExponentialMixture(3)
+    ref = scipy_log_joint(params, x)
+
+    log_px = np.asarray(model.log_prob(params, x))
+    post = np.asarray(model.posterior(params, x))
+    assert np.all(np.isfinite(log_px)) and np.all(np.isfinite(post))
+    np.testing.assert_allclose(log_px, logsumexp(ref, axis=1), **F32)
+    np.testing.assert_allclose(post, scipy_posterior(params, x), atol=1e-5)
+    np.testing.assert_allclose(post.sum(axis=1), 1.0, atol=1e-6)
+    np.testing.assert_array_equal(np.asarray(model.predict(params, x))[:4], [2, 2, 0, 0])
+
+
+def test_rates_six_orders_of_magnitude_apart():
+    params = ExponentialMixtureParams(np.array([0.2, 0.3, 0.5]), np.array([1e-3, 1.0, 1e3]))
+    x = random_data(np.random.default_rng(7), params, N).astype(np.float32)
+    model = ExponentialMixture(3)
+    ref = scipy_log_joint(params, x)
+    np.testing.assert_allclose(model.log_joint(params, x), ref, **F32)
+    np.testing.assert_allclose(model.posterior(params, x), scipy_posterior(params, x), atol=1e-5)
+    new = model.m_step(model.e_step(params, x)[0])
+    assert all(np.all(np.isfinite(leaf)) for leaf in new)
+    assert np.isfinite(model.score(new, x))
+
+
+def test_duplicate_points():
+    rng = np.random.default_rng(8)
+    params = random_params(rng, 3)
+    half = random_data(rng, params, N // 2)
+    x = np.concatenate([half, half]).astype(np.float32)
+    model = ExponentialMixture(3)
+    log_px = np.asarray(model.log_prob(params, x))
+    np.testing.assert_array_equal(log_px[: N // 2], log_px[N // 2:])
+    np.testing.assert_allclose(log_px, logsumexp(scipy_log_joint(params, x), axis=1), **F32)
+    new = model.m_step(model.e_step(params, x)[0])
+    assert np.isfinite(model.score(new, x))
+
+
+def test_single_component():
+    rng = np.random.default_rng(9)
+    params = ExponentialMixtureParams(np.ones(1), np.array([2.5]))
+    x = random_data(rng, params, N).astype(np.float32)
+    model = ExponentialMixture(1)
+    np.testing.assert_allclose(model.posterior(params, x), np.ones((N, 1)), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(model.log_prob(params, x), expon.logpdf(x, scale=1 / 2.5), **F32)
+    new = model.m_step(model.e_step(params, x)[0])  # K = 1: the MLE rate 1 / mean(x)
+    np.testing.assert_allclose(new.rates, [1 / np.mean(x.astype(np.float64))], rtol=1e-5)
+
+
+# -- 6. jit, vmap, grad ------------------------------------------------------------------
+
+
+def test_jit_matches_eager():
+    rng = np.random.default_rng(10)
+    params = random_params(rng, 3)
+    x = random_data(rng, params, N).astype(np.float32)
+    model = ExponentialMixture(3)
+    np.testing.assert_allclose(jax.jit(model.log_prob)(params, x), model.log_prob(params, x), **F32)
+    em = lambda p, x: model.m_step(model.e_step(p, x)[0])  # noqa: E731
+    chex.assert_trees_all_close(jax.jit(em)(params, x), em(params, x), **F32)
+
+
+def test_vmap_over_parameter_sets():
+    rng = np.random.default_rng(11)
+    sets = [random_params(rng, 3) for _ in range(4)]
+    stacked = jax.tree.map(lambda *leaves: np.stack(leaves), *sets)
+    x = random_data(rng, sets[0], N).astype(np.float32)
+    model = ExponentialMixture(3)
+    batched = jax.jit(jax.vmap(model.log_prob, in_axes=(0, None)))(stacked, x)
+    np.testing.assert_allclose(batched, np.stack([model.log_prob(p, x) for p in sets]), **F32)
+
+
+def test_grad_of_single_exponential_is_analytic(x64):
+    rng = np.random.default_rng(12)
+    x = rng.exponential(0.7, N)
+    model = ExponentialMixture(1)
+    rate = np.array([1.3])
+    g = jax.jit(jax.grad(lambda r: model.score(ExponentialMixtureParams(np.ones(1), r), x)))(rate)
+    assert_f64_close(g, 1 / rate - x.mean())  # d/dlambda mean(log lambda - lambda x)
+
+
+def test_grad_of_score_matches_finite_differences(x64):
+    rng = np.random.default_rng(13)
+    params = random_params(rng, 3)
+    x = random_data(rng, params, N)
+    model = ExponentialMixture(3)
+
+    def score(rates):
+        return model.score(params._replace(rates=rates), x)
+
+    g = jax.jit(jax.grad(score))(params.rates)
+    v, h = rng.normal(size=3), 1e-6
+    fd = (float(score(params.rates + h * v)) - float(score(params.rates - h * v))) / (2 * h)
+    np.testing.assert_allclose(np.sum(g * v), fd, rtol=1e-6)

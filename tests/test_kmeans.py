@@ -1,0 +1,136 @@
+"""Lloyd's k-means (``jaxmix.KMeans``, MATH.md section 1) on the EM protocol.
+
+What is checked against what:
+
+- ``fit_em(KMeans)`` from given centers against scikit-learn's
+  ``KMeans(init=centers, n_init=1, algorithm="lloyd", tol=0, max_iter=n)``:
+  centers to 1e-8, labels identical, inertia equal to -log_likelihood * N (float64).
+- ``predict`` against a brute-force numpy argmin over all squared distances;
+  ``posterior`` against the one-hot of those labels.
+- Degenerate data (points exactly on centers, every point duplicated): no NaN,
+  and still scikit-learn's result; a center far from all data keeps its place.
+- float32 data 1e5 away from the origin (where the expanded
+  ||x||^2 - 2 x.c + ||c||^2 in float32 mislabels most points) against the
+  float64 scikit-learn labels on the same values.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from sklearn.cluster import KMeans as SkKMeans
+
+from jaxmix import KMeans, KMeansParams, fit_em
+
+# The same sizes as tests/test_em.py ((N, D, K) = (150, 2, 3), 15 iterations), so compiled loops are shared.
+N, K, MAX_ITER = 150, 3, 15
+
+
+def blobs(seed=0, scale=3.0):
+    """Three overlapping, differently shaped 2-D clusters of 50 points each."""
+    rng = np.random.default_rng(seed)
+    a = rng.normal(size=(50, 2)) * [1.0, 0.5]
+    b = rng.normal(size=(50, 2)) @ np.array([[1.0, 0.6], [0.0, 0.8]]) + [4.0, 1.0]
+    c = rng.normal(size=(50, 2)) * 0.7 + [1.0, 5.0]
+    return scale * np.concatenate([a, b, c])
+
+
+X = blobs()
+# Three points of the first cluster: a poor start, so Lloyd needs several iterations (5 here).
+START = X[[0, 1, 2]]
+
+
+def brute_force_labels(x, centers):
+    sq = np.sum((np.asarray(x, np.float64)[:, None, :] - np.asarray(centers, np.float64)[None]) ** 2, axis=-1)
+    return np.argmin(sq, axis=1)
+
+
+def sklearn_lloyd(x, centers, n_iter):
+    return SkKMeans(K, init=centers, n_init=1, algorithm="lloyd", tol=0.0, max_iter=n_iter).fit(x)
+
+
+@pytest.mark.parametrize("n_iter", [1, MAX_ITER])
+def test_matches_sklearn_lloyd_from_the_same_centers(x64, n_iter):
+    sk = sklearn_lloyd(X, START, n_iter)
+    model = KMeans(K)
+    result = fit_em(model, KMeansParams(START), X, max_iter=n_iter, tol=0.0)
+
+    np.testing.assert_allclose(result.params.centers, sk.cluster_centers_, rtol=1e-8, atol=1e-8)
+    np.testing.assert_array_equal(np.asarray(model.predict(result.params, X)), sk.labels_)
+    np.testing.assert_allclose(-float(result.log_likelihood) * N, sk.inertia_, rtol=1e-10)
+
+
+def test_converged_history_is_the_negative_mean_inertia_of_each_iterate(x64):
+    model = KMeans(K)
+    result = fit_em(model, KMeansParams(START), X, max_iter=MAX_ITER, tol=1e-12)
+    n = int(result.n_iter)
+    assert bool(result.converged) and n < MAX_ITER
+    centers = START
+    for t in range(n):  # numpy Lloyd alongside the recorded history
+        labels = brute_force_labels(X, centers)
+        inertia = np.sum((X - centers[labels]) ** 2)
+        np.testing.assert_allclose(float(result.history[t]), -inertia / N, rtol=1e-12)
+        centers = np.stack([X[labels == k].mean(axis=0) for k in range(K)])
+    np.testing.assert_allclose(result.params.centers, centers, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_predict_is_the_nearest_center_and_posterior_is_one_hot(x64, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(N, 2)) * 4.0
+    centers = rng.normal(size=(K, 2)) * 3.0
+    model = KMeans(K)
+    params = KMeansParams(centers)
+    labels = brute_force_labels(x, centers)
+
+    np.testing.assert_array_equal(np.asarray(model.predict(params, x)), labels)
+    posterior = np.asarray(model.posterior(params, x))
+    np.testing.assert_array_equal(posterior, np.eye(K)[labels])
+
+
+def test_points_on_centers_and_duplicates_give_no_nan(x64):
+    x = np.repeat(X[::3], 3, axis=0)  # 50 distinct points, each three times
+    centers = x[[0, 60, 120]]  # exactly on data points
+    model = KMeans(K)
+    params = KMeansParams(centers)
+
+    _, log_likelihood = model.e_step(params, x)
+    assert np.isfinite(float(log_likelihood))
+    np.testing.assert_array_equal(np.asarray(model.predict(params, centers)), np.arange(K))
+
+    result = fit_em(model, params, x, max_iter=MAX_ITER, tol=0.0)
+    for leaf in jax.tree_util.tree_leaves(result):
+        assert not np.any(np.isnan(np.asarray(leaf)))
+    labels = np.asarray(model.predict(result.params, x))
+    assert np.all(labels.reshape(-1, 3) == labels[::3, None])  # duplicates share a label
+    sk = sklearn_lloyd(x, centers, MAX_ITER)
+    np.testing.assert_allclose(result.params.centers, sk.cluster_centers_, rtol=1e-8, atol=1e-8)
+    np.testing.assert_array_equal(labels, sk.labels_)
+
+
+def test_center_with_no_points_stays_where_it_was(x64):
+    centers = np.array([X[0], X[60], [1e3, -1e3]])
+    model = KMeans(K)
+    result = fit_em(model, KMeansParams(centers), X, max_iter=MAX_ITER, tol=0.0)
+    got = np.asarray(result.params.centers)
+    assert np.all(np.isfinite(got))
+    np.testing.assert_array_equal(got[2], centers[2])
+    assert not np.any(np.asarray(model.predict(result.params, X)) == 2)
+    assert np.all(np.isfinite(np.asarray(result.history)))
+
+
+def test_float32_data_far_from_origin_labels_match_float64():
+    offset = 1e5
+    x32 = (X + offset).astype(np.float32)
+    start32 = x32[[0, 1, 2]]
+    # Reference: scikit-learn in float64 on exactly the same (float32-representable) values.
+    sk = sklearn_lloyd(x32.astype(np.float64), start32.astype(np.float64), MAX_ITER)
+
+    model = KMeans(K)
+    result = fit_em(model, KMeansParams(start32), x32, max_iter=MAX_ITER, tol=0.0)
+    assert result.params.centers.dtype == jnp.float32
+    np.testing.assert_array_equal(np.asarray(model.predict(result.params, x32)), sk.labels_)
+    ulp = float(np.spacing(np.float32(offset)))
+    centers = np.asarray(result.params.centers, np.float64)
+    np.testing.assert_allclose(centers, sk.cluster_centers_, atol=2 * ulp)
+    np.testing.assert_allclose(-float(result.log_likelihood) * N, sk.inertia_, rtol=1e-3)

@@ -1,0 +1,185 @@
+"""Model selection (``select_components``) checked against scikit-learn.
+
+What is checked against what:
+
+- BIC, AIC and the mean log-likelihood of every candidate against scikit-learn's
+  ``GaussianMixture.bic``, ``aic`` and ``score`` holding the same parameters,
+  float64, rtol 1e-10: for full covariances with the parameters
+  ``select_components`` fitted by EM (recorded by wrapping ``jaxmix.selection.fit``),
+  and for full, diag, spherical and tied covariances with ``fit`` replaced by
+  the maximum-likelihood parameters of the true cluster labels.
+- ``best`` is the argmin of BIC, and on three clearly separated clusters it is K = 3.
+- ``to_markdown`` has a header and one row per candidate, in order, the best marked.
+- Bad input (an empty candidate list, a bad candidate, NaN or non-2-D data) raises
+  ``ValueError`` before anything is fitted.
+
+Every (K, covariance type) pair fitted by EM compiles its own program (about five
+seconds of CPU each), so only three are fitted for real (K = 2, 3, 4, full
+covariances); the other covariance types get their parameters from the labels.
+"""
+
+import jax
+import numpy as np
+import pytest
+from sklearn.mixture import GaussianMixture as SkGaussianMixture
+from sklearn.mixture._gaussian_mixture import _compute_precision_cholesky
+
+import jaxmix.selection
+from jaxmix import (
+    EMResult,
+    FitResult,
+    GaussianMixture,
+    GaussianMixtureParams,
+    ModelSelection,
+    select_components,
+)
+
+SKLEARN_TYPES = ("full", "diag", "spherical", "tied")
+KEY = jax.random.key(0)
+
+
+def separated_clusters(sizes=(120, 100, 80), seed=0):
+    """Three round clusters of unit variance whose means are 10 apart: x (N, 2) float64 and labels (N,)."""
+    rng = np.random.default_rng(seed)
+    means = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    x = np.concatenate([rng.normal(size=(n, 2)) + mean for n, mean in zip(sizes, means)])
+    return x, np.repeat(np.arange(len(sizes)), sizes)
+
+
+X, LABELS = separated_clusters()
+
+
+def labelled_params(model, x, labels=LABELS):
+    """Maximum-likelihood parameters of ``model`` given hard labels 0..K-1."""
+    k, cov_type = model.n_components, model.covariance_type
+    weights = np.bincount(labels, minlength=k) / len(x)
+    means = np.stack([x[labels == j].mean(axis=0) for j in range(k)])
+    covs = np.stack([np.cov(x[labels == j].T, bias=True) for j in range(k)])
+    covariances = {
+        "full": covs,
+        "diag": np.diagonal(covs, axis1=1, axis2=2),
+        "spherical": np.diagonal(covs, axis1=1, axis2=2).mean(axis=1),
+        "tied": np.einsum("k,kde->de", weights, covs),
+    }[cov_type]
+    return GaussianMixtureParams(weights, means, covariances)
+
+
+def sklearn_model(params, cov_type):
+    """A scikit-learn GaussianMixture holding ``params`` (no fitting)."""
+    weights, means, cov = (np.asarray(a, np.float64) for a in params)
+    sk = SkGaussianMixture(len(weights), covariance_type=cov_type)
+    sk.weights_, sk.means_, sk.covariances_ = weights, means, cov
+    sk.precisions_cholesky_ = _compute_precision_cholesky(cov, cov_type)
+    sk.n_features_in_ = means.shape[1]
+    return sk
+
+
+@pytest.fixture
+def fits(monkeypatch):
+    """The (model, fitted params) of every ``fit`` that ``select_components`` runs, in order."""
+    calls = []
+    real_fit = jaxmix.selection.fit
+
+    def recording_fit(key, model, x, **kwargs):
+        result = real_fit(key, model, x, **kwargs)
+        calls.append((model, result.best.params))
+        return result
+
+    monkeypatch.setattr(jaxmix.selection, "fit", recording_fit)
+    return calls
+
+
+def assert_matches_sklearn(table, fits, x):
+    assert len(fits) == len(table.bic)
+    for i, (model, params) in enumerate(fits):
+        cov_type = table.covariance_types[i]
+        assert model == GaussianMixture(int(table.n_components[i]), cov_type)
+        assert np.asarray(params.means).dtype == np.float64
+        sk = sklearn_model(params, cov_type)
+        np.testing.assert_allclose(table.bic[i], sk.bic(x), rtol=1e-10, err_msg=f"BIC of candidate {i}")
+        np.testing.assert_allclose(table.aic[i], sk.aic(x), rtol=1e-10, err_msg=f"AIC of candidate {i}")
+        np.testing.assert_allclose(table.log_likelihood[i], sk.score(x), rtol=1e-10, err_msg=f"score of {i}")
+
+
+def test_criteria_match_sklearn_for_every_covariance_type(x64, monkeypatch):
+    calls = []
+
+    def labelled_fit(key, model, x, **kwargs):  # stands in for EM: no compilation per candidate
+        params = labelled_params(model, np.asarray(x))
+        calls.append((model, params))
+        nan = np.float64(np.nan)
+        return FitResult(EMResult(params, nan, np.full(1, nan), 0, False), np.full(1, nan))
+
+    monkeypatch.setattr(jaxmix.selection, "fit", labelled_fit)
+    table = select_components(KEY, X, [3], SKLEARN_TYPES)
+
+    np.testing.assert_array_equal(table.n_components, [3, 3, 3, 3])
+    assert table.covariance_types == SKLEARN_TYPES
+    assert_matches_sklearn(table, calls, X)
+    # The penalties differ by the parameter counts alone: BIC - AIC = p (log N - 2).
+    n_parameters = [GaussianMixture(3, cov).n_parameters(2) for cov in SKLEARN_TYPES]
+    penalty_gap = np.multiply(n_parameters, np.log(len(X)) - 2.0)
+    np.testing.assert_allclose(table.bic - table.aic, penalty_gap, rtol=1e-10)
+    # The clusters are round with equal variances: the fewest parameters fit them as well.
+    assert table.covariance_types[table.best] == "spherical"
+
+
+def test_bic_picks_three_separated_clusters(x64, fits):
+    # k-means++ seeding puts one start in each cluster, and compiles faster than init="kmeans".
+    table = select_components(KEY, X, [2, 3, 4], ["full"], init="kmeans++")
+
+    np.testing.assert_array_equal(table.n_components, [2, 3, 4])
+    assert table.covariance_types == ("full", "full", "full")
+    assert_matches_sklearn(table, fits, X)
+    assert table.best == int(np.argmin(table.bic))
+    assert table.n_components[table.best] == 3
+    # Each candidate has its own key, and the same key gives the same table.
+    again = select_components(KEY, X, [2, 3, 4], ["full"], init="kmeans++")
+    np.testing.assert_array_equal(again.bic, table.bic)
+
+    rows = table.to_markdown().splitlines()[2:]
+    assert len(rows) == 3
+    assert [row.startswith(f"| {k} | full |") for row, k in zip(rows, [2, 3, 4])] == [True] * 3
+    assert [row.endswith("| best BIC |") for row in rows] == [False, True, False]
+
+
+def test_to_markdown_has_one_row_per_candidate():
+    table = ModelSelection(
+        n_components=np.array([1, 1, 2, 2, 3, 3]),
+        covariance_types=("full", "tied") * 3,
+        bic=np.array([60.0, 50.0, 40.0, 30.0, 35.0, 45.0]),
+        aic=np.array([59.0, 49.0, 38.0, 28.0, 32.0, 42.0]),
+        log_likelihood=np.array([-3.0, -2.5, -2.0, -1.5, -1.25, -1.75]),
+        best=3,
+    )
+    header, separator, *rows = table.to_markdown().splitlines()
+
+    assert header.startswith("| K | covariance |") and "BIC" in header and "AIC" in header
+    assert set(separator) == {"|", "-"} and separator.count("|") == header.count("|")
+    assert len(rows) == 6
+    for i, row in enumerate(rows):
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        assert row.count("|") == header.count("|")
+        assert cells[:2] == [str(table.n_components[i]), table.covariance_types[i]]
+        assert float(cells[2]) == table.log_likelihood[i]
+        assert float(cells[3]) == table.bic[i] and float(cells[4]) == table.aic[i]
+        assert cells[5] == ("best BIC" if i == 3 else "")
+
+
+@pytest.mark.parametrize(
+    "n_components, covariance_types, x, match",
+    [
+        ([], ("full",), X, "at least one candidate"),
+        ((1, 2), [], X, "at least one candidate"),
+        ((), (), X, "at least one candidate"),
+        ((1, 2), ("full",), np.where(np.arange(len(X))[:, None] == 7, np.nan, X), "NaN"),
+        ((1, 2), ("full",), X[:, 0], "2-D"),
+        ((0,), ("full",), X, "n_components"),
+        ((2,), ("ful",), X, "covariance_type"),
+    ],
+    ids=["no-k", "no-covariance-type", "both-empty", "nan-x", "1-d-x", "zero-k", "unknown-type"],
+)
+def test_bad_input_raises_before_fitting(fits, n_components, covariance_types, x, match):
+    with pytest.raises(ValueError, match=match):
+        select_components(KEY, x, n_components, covariance_types)
+    assert fits == []
