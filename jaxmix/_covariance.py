@@ -119,11 +119,12 @@ class Full:
 
     @staticmethod
     def scatter(xc, mc, wr, sums):
-        # One GEMM (K*D, N) x (N, D): A_k = sum_i wr_ik (xc_i - mc_k) xc_i^T, then
-        # sum_i wr_ik (xc_i - mc_k)(xc_i - mc_k)^T = A_k - sums_k mc_k^T exactly.
+        # One GEMM (D, N) x (N, K*D): A_k^T = sum_i xc_i (wr_ik (xc_i - mc_k))^T, then
+        # sum_i wr_ik (xc_i - mc_k)(xc_i - mc_k)^T = A_k - sums_k mc_k^T exactly. (This orientation
+        # of the product runs about twice as fast on XLA's CPU backend as (K*D, N) x (N, D).)
         n, k, d = xc.shape[0], *mc.shape
-        lhs = (wr[:, :, None] * (xc[:, None, :] - mc[None])).reshape(n, k * d)
-        a = (lhs.T @ xc).reshape(k, d, d) - sums[:, :, None] * mc[:, None, :]
+        rhs = (wr[:, :, None] * (xc[:, None, :] - mc[None])).reshape(n, k * d)
+        a = jnp.transpose((xc.T @ rhs).reshape(d, k, d), (1, 2, 0)) - sums[:, :, None] * mc[:, None, :]
         return 0.5 * (a + jnp.swapaxes(a, 1, 2))
 
     @staticmethod

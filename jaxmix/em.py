@@ -126,9 +126,13 @@ def e_step(model, params, x, sample_weight=None, chunk_size: int = DEFAULT_CHUNK
 
 
 def to_chunks(x, weights, chunk_size):
-    """Reshape x (N, D) and weights (N,) to (B, n, D) and (B, n), padding with zero-weight rows."""
-    n = min(chunk_size, x.shape[0])
-    pad = -x.shape[0] % n
+    """Reshape x (N, D) and weights (N,) to (B, n, D) and (B, n), padding with zero-weight rows.
+
+    B = ceil(N / chunk_size) chunks of n = ceil(N / B) <= chunk_size rows: fewer than B padded rows.
+    """
+    n_chunks = -(-x.shape[0] // chunk_size)
+    n = -(-x.shape[0] // n_chunks)
+    pad = n_chunks * n - x.shape[0]
     x = jnp.concatenate([x, jnp.broadcast_to(x[:1], (pad, x.shape[1]))])
     weights = jnp.concatenate([weights, jnp.zeros(pad, weights.dtype)])
     return x.reshape(-1, n, x.shape[1]), weights.reshape(-1, n)
@@ -140,9 +144,12 @@ def accumulate(model, params, xb, wb):
     def add_chunk(b, carry):
         stats, total = carry
         chunk_stats, chunk_total = model._accumulate(params, xb[b], wb[b])
-        return combine_stats(stats, chunk_stats), total + chunk_total
+        return combine_stats(chunk_stats, stats), total + chunk_total  # the chunk's reference is kept
 
-    return jax.lax.fori_loop(1, xb.shape[0], add_chunk, model._accumulate(params, xb[0], wb[0]))
+    # Start from zeros (not from the first chunk) so the program holds one copy of the E-step.
+    zeros = jax.tree_util.tree_map(
+        lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(model._accumulate, params, xb[0], wb[0]))
+    return jax.lax.fori_loop(0, xb.shape[0], add_chunk, zeros)
 
 
 @functools.partial(jax.jit, static_argnames=("model", "max_iter", "chunk_size"))

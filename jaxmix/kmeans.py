@@ -10,7 +10,7 @@ import jax.numpy as jnp
 
 from jaxmix import _validation as v
 from jaxmix._centroids import CentroidModel, CentroidStats, first_argmin
-from jaxmix._distances import squared_distances
+from jaxmix._distances import common_center
 
 
 class KMeansParams(NamedTuple):
@@ -48,8 +48,13 @@ class KMeans(CentroidModel):
         return jax.nn.one_hot(self.predict(params, x), self.n_clusters, dtype=params.centers.dtype)
 
     def _accumulate(self, params, x, weights):
-        sq = squared_distances(x, params.centers)
-        labels = first_argmin(sq)
+        # argmin_k ||x_i - mu_k||^2 = argmin_k (||mu_k||^2 - 2 x_i . mu_k): ||x_i||^2 is added to the
+        # minimum only, an N-vector instead of another N x K pass (both centered on common_center).
+        shift = common_center(params.centers)
+        xs, cs = x - shift, params.centers - shift
+        partial = jnp.sum(jnp.square(cs), axis=1) - 2.0 * xs @ cs.T
+        labels = first_argmin(partial)
+        nearest = jnp.maximum(jnp.min(partial, axis=1) + jnp.sum(jnp.square(xs), axis=1), 0.0)
         k = self.n_clusters
         # sum_i w_i (x_i - mu_{z_i}) per cluster: exact about the current centers, no N x K product.
         offsets = weights[:, None] * (x - params.centers[labels])
@@ -58,4 +63,4 @@ class KMeans(CentroidModel):
             sums=jax.ops.segment_sum(offsets, labels, k),
             reference=params.centers,
         )
-        return stats, -jnp.sum(weights * jnp.min(sq, axis=1))
+        return stats, -jnp.sum(weights * nearest)
