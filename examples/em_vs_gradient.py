@@ -21,12 +21,10 @@ from __future__ import annotations
 
 import argparse
 import time
-import warnings
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from jaxmix import ExponentialMixture, ExponentialMixtureParams, GaussianMixture, GaussianMixtureParams
 from jaxmix.compare import compare_fits
@@ -55,48 +53,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def filled(history, n_iter):
-    """history (S, T + 1) with each start's final value carried on to the method's longest run.
-
-    A start that stopped early (EM at its tolerance) stays at its final value;
-    columns past the method's own last iteration stay NaN.
-    """
-    history = history.copy()
-    for s, last in enumerate(n_iter):
-        history[s, last + 1:n_iter.max() + 1] = history[s, last]
-    return history
-
-
 def plot(result, title: str, path: Path) -> None:
-    """2 x 2 panels: log-likelihood (top) and gap to the best (bottom), against iteration and time."""
+    """``ComparisonResult.plot`` on a 2 x 2 grid of panels, saved to ``path``."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(11, 8), layout="constrained")
     FigureCanvasAgg(fig)
-    axes = fig.subplots(2, 2)
-    best = result.best_log_likelihood
-    lowest = []
-    for m, name in enumerate(result.methods):
-        curve = filled(result.history[m], result.n_iter[m])
-        with warnings.catch_warnings():
-            # all-NaN columns past the method's last iteration
-            warnings.simplefilter("ignore", RuntimeWarning)
-            low, median, high = np.nanpercentile(curve, [10, 50, 90], axis=0)
-        lowest.append(np.nanmin(median))
-        gap = [np.maximum(best - q, 1e-7) for q in (high, median, low)]
-        color = COLORS.get(name, f"C{m}")
-        for row, (lo, mid, hi) in enumerate([(low, median, high), gap]):
-            for col, axis_x in enumerate([np.arange(curve.shape[1]), result.wall_time[m]]):
-                ax = axes[row, col]
-                ax.plot(axis_x, mid, color=color, label=name if row == col == 0 else None)
-                ax.fill_between(axis_x, lo, hi, color=color, alpha=0.2, linewidth=0)
-    for col, xlabel in enumerate(["iteration", "wall time (s, all starts vmapped)"]):
-        axes[0, col].set(xlabel=xlabel, ylabel="mean log-likelihood")
-        axes[0, col].set_ylim(min(lowest) - 0.01, best + 0.1 * (best - min(lowest)) + 1e-3)
-        axes[1, col].set(xlabel=xlabel, ylabel="best - mean log-likelihood", yscale="log")
-        axes[1, col].axhline(result.atol, color="gray", linestyle=":", linewidth=1)
-    axes[0, 0].legend(title="median, 10-90 % of starts")
+    result.plot(fig.subplots(2, 2), colors=COLORS)
     fig.suptitle(f"{title}: {result.n_starts} shared starts (dotted: atol {result.atol:g})")
     fig.savefig(path, dpi=110)
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import math
 import time
+import warnings
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -112,6 +113,38 @@ class ComparisonResult(NamedTuple):
         t = np.arange(self.history.shape[2])
         return t[None, :] * self.seconds_per_iteration[:, None]
 
+    def plot(self, axes, colors: Mapping | None = None) -> None:
+        """Draw the runs on a 2 x 2 array of matplotlib axes (matplotlib needed).
+
+        Top row: mean log-likelihood against iteration (left) and against
+        ``wall_time`` (right); bottom row: the gap to the best value found, on a
+        log axis, where the rates of convergence show. Each method is its median
+        over starts with a 10-90 % band, a start that stopped early (EM at its
+        tolerance) held at its final value. ``colors`` maps method names to
+        matplotlib colours (default: the colour cycle).
+        """
+        colors = colors or {}
+        lowest = []
+        for m, name in enumerate(self.methods):
+            curve = _held_at_final(self.history[m], self.n_iter[m])
+            with warnings.catch_warnings():  # all-NaN columns past the method's last iteration
+                warnings.simplefilter("ignore", RuntimeWarning)
+                low, median, high = np.nanpercentile(curve, [10, 50, 90], axis=0)
+            lowest.append(np.nanmin(median))
+            gap = [np.maximum(self.best_log_likelihood - q, 1e-7) for q in (high, median, low)]
+            color = colors.get(name, f"C{m}")
+            for row, (lo, mid, hi) in enumerate([(low, median, high), gap]):
+                for col, x_values in enumerate([np.arange(curve.shape[1]), self.wall_time[m]]):
+                    axes[row, col].plot(x_values, mid, color=color, label=name if row == col == 0 else None)
+                    axes[row, col].fill_between(x_values, lo, hi, color=color, alpha=0.2, linewidth=0)
+        best = self.best_log_likelihood
+        for col, xlabel in enumerate(["iteration", "wall time (s, all starts vmapped)"]):
+            axes[0, col].set(xlabel=xlabel, ylabel="mean log-likelihood")
+            axes[0, col].set_ylim(min(lowest) - 0.01, best + 0.1 * (best - min(lowest)) + 1e-3)
+            axes[1, col].set(xlabel=xlabel, ylabel="best - mean log-likelihood", yscale="log")
+            axes[1, col].axhline(self.atol, color="gray", linestyle=":", linewidth=1)
+        axes[0, 0].legend(title="median, 10-90 % of starts")
+
     def to_markdown(self) -> str:
         """One row per method: final log-likelihoods, starts at the best optimum, speed."""
         s = self.n_starts
@@ -129,6 +162,17 @@ class ComparisonResult(NamedTuple):
                 f"| {1e3 * self.seconds_per_iteration[m]:.3g} | {self.compile_seconds[m]:.2f} |"
             )
         return "\n".join(lines)
+
+
+def _held_at_final(history, n_iter):
+    """history (S, T + 1) with each start's final value carried on to the longest run's end.
+
+    Columns past the method's own last iteration stay NaN.
+    """
+    history = history.copy()
+    for s, last in enumerate(n_iter):
+        history[s, last + 1:n_iter.max() + 1] = history[s, last]
+    return history
 
 
 def _median_iterations(iterations) -> str:

@@ -45,6 +45,17 @@ def fit(key, model, x, *, n_init: int = 1, init: str = "kmeans", max_iter: int =
       >>> bool(result.best.converged), result.restart_log_likelihoods.shape
       (True, (4,))
     """
+    static, dynamic = fit_arguments(key, model, x, n_init=n_init, init=init, max_iter=max_iter, tol=tol,
+                                    sample_weight=sample_weight, chunk_size=chunk_size)
+    return _fit(*dynamic, **static)
+
+
+def fit_arguments(key, model, x, *, n_init, init, max_iter, tol, sample_weight, chunk_size):
+    """Check ``fit``'s arguments: ``(static, dynamic)`` such that ``fit`` is ``_fit(*dynamic, **static)``.
+
+    Split so that a caller can lower the program (``_fit.lower(*dynamic, **static)``)
+    and compile it ahead of time, as ``select_components`` does for many models at once.
+    """
     n_init = v.check_positive_int("n_init", n_init)
     v.check_choice("init", init, _init.METHODS)
     max_iter, tol = check_loop_args(max_iter, tol)
@@ -53,11 +64,12 @@ def fit(key, model, x, *, n_init: int = 1, init: str = "kmeans", max_iter: int =
     weights = v.check_sample_weight(sample_weight, x.shape[0])
     check_enough_points(model, x, weights)
     weights = jnp.ones(x.shape[0], x.dtype) if weights is None else weights.astype(x.dtype)
-    return _fit(model, key, x, weights, jnp.asarray(tol, x.dtype), n_init, init, max_iter, chunk_size)
+    static = {"model": model, "n_init": n_init, "init": init, "max_iter": max_iter, "chunk_size": chunk_size}
+    return static, (key, x, weights, jnp.asarray(tol, x.dtype))
 
 
 @functools.partial(jax.jit, static_argnames=("model", "n_init", "init", "max_iter", "chunk_size"))
-def _fit(model, key, x, weights, tol, n_init, init, max_iter, chunk_size):
+def _fit(key, x, weights, tol, *, model, n_init, init, max_iter, chunk_size):
     def one_start(start_key):
         params = _init.initial_params(model, start_key, x, weights, init)
         return run_em(model, params, x, weights, tol, max_iter, chunk_size)

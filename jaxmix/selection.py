@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import itertools
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import jax
 import numpy as np
 
 from jaxmix import _validation as v
-from jaxmix.fit import fit
+from jaxmix.em import DEFAULT_CHUNK_SIZE
+from jaxmix.fit import _fit, fit_arguments
 from jaxmix.gaussian import GaussianMixture
 
 
 class ModelSelection(NamedTuple):
-    """One row per candidate (n_components[i], covariance_types[i]); ``best`` indexes the lowest BIC."""
+    """One row per candidate (n_components[i], covariance_types[i]); ``best`` indexes the lowest BIC.
+
+    ``params[i]`` holds candidate i's fitted ``GaussianMixtureParams`` (the best of its
+    restarts) and ``log_likelihood[i]`` their mean log-likelihood on x.
+    """
 
     n_components: np.ndarray
     covariance_types: tuple
@@ -22,6 +29,8 @@ class ModelSelection(NamedTuple):
     aic: np.ndarray
     log_likelihood: np.ndarray
     best: int
+    params: tuple = ()
+
 
     def to_markdown(self) -> str:
         """The table as Markdown, the BIC-best row marked."""
@@ -55,11 +64,24 @@ def select_components(key, x, n_components=(1, 2, 3, 4, 5, 6), covariance_types=
     if not candidates:
         raise ValueError("n_components and covariance_types must each name at least one candidate.")
     x = v.check_data(x)
-    rows = []
-    for candidate_key, (k, cov) in zip(jax.random.split(key, len(candidates)), candidates):
-        model = GaussianMixture(k, cov, reg_covar)
-        params = fit(candidate_key, model, x, n_init=n_init, init=init, max_iter=max_iter, tol=tol).best.params
-        rows.append((float(model.bic(params, x)), float(model.aic(params, x)), float(model.score(params, x))))
-    bic, aic, log_likelihood = (np.array(column) for column in zip(*rows))
+    n, d = x.shape
+    models = [GaussianMixture(k, cov, reg_covar) for k, cov in candidates]
+    arguments = [  # every argument checked before anything is compiled
+        fit_arguments(candidate_key, model, x, n_init=n_init, init=init, max_iter=max_iter, tol=tol,
+                      sample_weight=None, chunk_size=DEFAULT_CHUNK_SIZE)
+        for candidate_key, model in zip(jax.random.split(key, len(models)), models)
+    ]
+    # Every candidate is its own program. Trace and lower them here (under the caller's JAX
+    # configuration, x64 included), compile them side by side on a thread per core (XLA compiles
+    # a program on one core, releasing the GIL), then run them.
+    lowered = [_fit.lower(*dynamic, **static) for static, dynamic in arguments]
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        compiled = list(pool.map(lambda program: program.compile(), lowered))
+    fits = [program(*dynamic).best for program, (_, dynamic) in zip(compiled, arguments)]
+    # best.log_likelihood is the mean log-likelihood of the returned parameters (fit's final E-step).
+    log_likelihood = np.array([float(result.log_likelihood) for result in fits])
+    p = np.array([model.n_parameters(d) for model in models])
+    bic = -2.0 * n * log_likelihood + p * np.log(n)
+    aic = -2.0 * n * log_likelihood + 2.0 * p
     return ModelSelection(np.array([k for k, _ in candidates]), tuple(c for _, c in candidates), bic, aic,
-                          log_likelihood, int(np.argmin(bic)))
+                          log_likelihood, int(np.argmin(bic)), tuple(result.params for result in fits))

@@ -20,6 +20,7 @@ EXPECTED_HEADINGS = [
     "## 5. Fitting a Gaussian mixture by EM",
     "## 6. k-means and fuzzy c-means",
     "## 7. Choosing K with BIC",
+    "## 8. EM against gradient ascent on the ELBO",
 ]
 EXPECTED_IMAGES = [
     "gmm_samples.png",
@@ -29,6 +30,7 @@ EXPECTED_IMAGES = [
     "gmm_em_fit.png",
     "kmeans_fuzzy.png",
     "bic_selection.png",
+    "em_vs_gradient.png",
 ]
 
 
@@ -62,6 +64,11 @@ def test_demo_writes_report_with_its_figures(tmp_path, capsys):
     bic = [float(row[3]) for row in table]
     assert [row[5] for row in table].count("best BIC") == 1
     assert table[int(np.argmin(bic))][5] == "best BIC"
+
+    # Section 8: compare_fits' table, EM first, then the demo's optimizers; EM reaches the optimum.
+    methods = re.findall(r"^\| (\w+) \| (-?\d+\.\d+) \| (-?\d+\.\d+) \| (\d+)/(\d+) \|", report, re.MULTILINE)
+    assert [m[0] for m in methods] == ["em", *demo._DEMO_OPTIMIZERS]
+    assert methods[0][3:] == (str(demo._N_STARTS), str(demo._N_STARTS))
 
     out = capsys.readouterr().out
     for i in range(1, len(demo.SECTIONS) + 1):

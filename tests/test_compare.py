@@ -252,3 +252,25 @@ def test_bad_key_and_non_differentiable_model_raise_type_error():
         compare_fits(0, ExponentialMixture(2), X_EXP)
     with pytest.raises(TypeError, match="differentiable"):
         compare_fits(KEY, KMeans(3), X)
+
+
+def test_plot_draws_median_and_band_per_method(case):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    result = case[3]
+    fig = Figure()
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(2, 2)
+    result.plot(axes, colors={"em": "black"})
+
+    for ax in axes.ravel():
+        assert len(ax.lines) == len(result.methods) + (ax in axes[1]), "one median per method (+ atol line)"
+        assert len(ax.collections) == len(result.methods), "one 10-90 % band per method"
+    em_median = axes[0, 0].lines[0].get_ydata()
+    assert axes[0, 0].lines[0].get_color() == "black"
+    # The median curve starts at the shared initialization and ends at the median final value.
+    np.testing.assert_allclose(em_median[0], np.median(result.history[0, :, 0]), rtol=1e-6)
+    last = np.median(result.final_log_likelihood[0])
+    np.testing.assert_allclose(em_median[result.n_iter[0].max()], last, rtol=1e-6)
+    assert [t.get_text() for t in axes[0, 0].get_legend().get_texts()] == list(result.methods)

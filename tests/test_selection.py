@@ -3,19 +3,16 @@
 What is checked against what:
 
 - BIC, AIC and the mean log-likelihood of every candidate against scikit-learn's
-  ``GaussianMixture.bic``, ``aic`` and ``score`` holding the same parameters,
-  float64, rtol 1e-10: for full covariances with the parameters
-  ``select_components`` fitted by EM (recorded by wrapping ``jaxmix.selection.fit``),
-  and for full, diag, spherical and tied covariances with ``fit`` replaced by
-  the maximum-likelihood parameters of the true cluster labels.
+  ``GaussianMixture.bic``, ``aic`` and ``score`` holding the fitted parameters the
+  table returns (``ModelSelection.params``), float64, rtol 1e-10, for full, diag,
+  spherical and tied covariances; the fitted means against those of the true labels.
 - ``best`` is the argmin of BIC, and on three clearly separated clusters it is K = 3.
 - ``to_markdown`` has a header and one row per candidate, in order, the best marked.
 - Bad input (an empty candidate list, a bad candidate, NaN or non-2-D data) raises
   ``ValueError`` before anything is fitted.
 
-Every (K, covariance type) pair fitted by EM compiles its own program (about five
-seconds of CPU each), so only three are fitted for real (K = 2, 3, 4, full
-covariances); the other covariance types get their parameters from the labels.
+Every (K, covariance type) pair fitted by EM compiles its own program (a few
+seconds of CPU each), so the grids are small.
 """
 
 import jax
@@ -26,8 +23,6 @@ from sklearn.mixture._gaussian_mixture import _compute_precision_cholesky
 
 import jaxmix.selection
 from jaxmix import (
-    EMResult,
-    FitResult,
     GaussianMixture,
     GaussianMixtureParams,
     ModelSelection,
@@ -74,26 +69,10 @@ def sklearn_model(params, cov_type):
     return sk
 
 
-@pytest.fixture
-def fits(monkeypatch):
-    """The (model, fitted params) of every ``fit`` that ``select_components`` runs, in order."""
-    calls = []
-    real_fit = jaxmix.selection.fit
-
-    def recording_fit(key, model, x, **kwargs):
-        result = real_fit(key, model, x, **kwargs)
-        calls.append((model, result.best.params))
-        return result
-
-    monkeypatch.setattr(jaxmix.selection, "fit", recording_fit)
-    return calls
-
-
-def assert_matches_sklearn(table, fits, x):
-    assert len(fits) == len(table.bic)
-    for i, (model, params) in enumerate(fits):
-        cov_type = table.covariance_types[i]
-        assert model == GaussianMixture(int(table.n_components[i]), cov_type)
+def assert_matches_sklearn(table, x):
+    assert len(table.params) == len(table.bic)
+    for i, (params, cov_type) in enumerate(zip(table.params, table.covariance_types)):
+        assert np.asarray(params.means).shape == (table.n_components[i], x.shape[1])
         assert np.asarray(params.means).dtype == np.float64
         sk = sklearn_model(params, cov_type)
         np.testing.assert_allclose(table.bic[i], sk.bic(x), rtol=1e-10, err_msg=f"BIC of candidate {i}")
@@ -101,36 +80,31 @@ def assert_matches_sklearn(table, fits, x):
         np.testing.assert_allclose(table.log_likelihood[i], sk.score(x), rtol=1e-10, err_msg=f"score of {i}")
 
 
-def test_criteria_match_sklearn_for_every_covariance_type(x64, monkeypatch):
-    calls = []
-
-    def labelled_fit(key, model, x, **kwargs):  # stands in for EM: no compilation per candidate
-        params = labelled_params(model, np.asarray(x))
-        calls.append((model, params))
-        nan = np.float64(np.nan)
-        return FitResult(EMResult(params, nan, np.full(1, nan), 0, False), np.full(1, nan))
-
-    monkeypatch.setattr(jaxmix.selection, "fit", labelled_fit)
-    table = select_components(KEY, X, [3], SKLEARN_TYPES)
+def test_criteria_match_sklearn_for_every_covariance_type(x64):
+    table = select_components(KEY, X, [3], SKLEARN_TYPES, init="kmeans++")
 
     np.testing.assert_array_equal(table.n_components, [3, 3, 3, 3])
     assert table.covariance_types == SKLEARN_TYPES
-    assert_matches_sklearn(table, calls, X)
+    assert_matches_sklearn(table, X)
     # The penalties differ by the parameter counts alone: BIC - AIC = p (log N - 2).
     n_parameters = [GaussianMixture(3, cov).n_parameters(2) for cov in SKLEARN_TYPES]
     penalty_gap = np.multiply(n_parameters, np.log(len(X)) - 2.0)
     np.testing.assert_allclose(table.bic - table.aic, penalty_gap, rtol=1e-10)
-    # The clusters are round with equal variances: the fewest parameters fit them as well.
-    assert table.covariance_types[table.best] == "spherical"
+    # EM recovers the labelled clusters, so every covariance type's fit is the maximum-likelihood
+    # fit of the true labels to within EM's tolerance.
+    for params, cov_type in zip(table.params, SKLEARN_TYPES):
+        expected = labelled_params(GaussianMixture(3, cov_type), X)
+        order = np.argsort(np.round(np.asarray(params.means) / 10.0) @ [1.0, 10.0])  # (0,0), (10,0), (0,10)
+        np.testing.assert_allclose(np.asarray(params.means)[order], expected.means, atol=1e-3)
 
 
-def test_bic_picks_three_separated_clusters(x64, fits):
+def test_bic_picks_three_separated_clusters(x64):
     # k-means++ seeding puts one start in each cluster, and compiles faster than init="kmeans".
     table = select_components(KEY, X, [2, 3, 4], ["full"], init="kmeans++")
 
     np.testing.assert_array_equal(table.n_components, [2, 3, 4])
     assert table.covariance_types == ("full", "full", "full")
-    assert_matches_sklearn(table, fits, X)
+    assert_matches_sklearn(table, X)
     assert table.best == int(np.argmin(table.bic))
     assert table.n_components[table.best] == 3
     # Each candidate has its own key, and the same key gives the same table.
@@ -179,7 +153,10 @@ def test_to_markdown_has_one_row_per_candidate():
     ],
     ids=["no-k", "no-covariance-type", "both-empty", "nan-x", "1-d-x", "zero-k", "unknown-type"],
 )
-def test_bad_input_raises_before_fitting(fits, n_components, covariance_types, x, match):
+def test_bad_input_raises_before_fitting(monkeypatch, n_components, covariance_types, x, match):
+    def no_lowering(*args, **kwargs):
+        raise AssertionError("a candidate was compiled before the bad input was caught")
+
+    monkeypatch.setattr(jaxmix.selection, "_fit", type("Unlowerable", (), {"lower": no_lowering})())
     with pytest.raises(ValueError, match=match):
         select_components(KEY, x, n_components, covariance_types)
-    assert fits == []
