@@ -24,6 +24,7 @@ import pytest
 import scipy.special
 import scipy.stats
 
+from references import blobs
 from jaxmix import ExponentialMixture, GaussianMixture, KMeans, fit_em, fit_gradient
 from jaxmix.compare import ComparisonResult, compare_fits, default_optimizers
 
@@ -32,16 +33,7 @@ from jaxmix.compare import ComparisonResult, compare_fits, default_optimizers
 N_STARTS, MAX_ITER, NUM_STEPS, TOL, INIT = 3, 25, 15, 1e-7, "random_from_data"
 
 
-def blobs(seed=0):
-    """Three overlapping 2-D clusters of 50 points each (as in tests/test_fit.py)."""
-    rng = np.random.default_rng(seed)
-    a = rng.normal(size=(50, 2)) * [1.0, 0.5]
-    b = rng.normal(size=(50, 2)) @ np.array([[1.0, 0.6], [0.0, 0.8]]) + [4.0, 1.0]
-    c = rng.normal(size=(50, 2)) * 0.7 + [1.0, 5.0]
-    return np.concatenate([a, b, c])
-
-
-X = blobs()
+X = blobs(scale=1.0)
 X_EXP = np.random.default_rng(0).exponential(np.where(np.arange(150) % 2, 0.25, 2.0))
 
 

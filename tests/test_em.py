@@ -36,6 +36,7 @@ from scipy.special import logsumexp
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture as SkGaussianMixture
 
+from references import blobs
 import jaxmix
 import jaxmix.em
 from jaxmix import (
@@ -56,15 +57,6 @@ from jaxmix import (
 N, K, MAX_ITER = 150, 3, 15
 SCALE = 3.0
 COV_TYPES = ("full", "diag", "spherical", "tied", "identity")
-
-
-def blobs(seed=0, scale=SCALE):
-    """Three overlapping, differently shaped 2-D clusters of 50 points each."""
-    rng = np.random.default_rng(seed)
-    a = rng.normal(size=(50, 2)) * [1.0, 0.5]
-    b = rng.normal(size=(50, 2)) @ np.array([[1.0, 0.6], [0.0, 0.8]]) + [4.0, 1.0]
-    c = rng.normal(size=(50, 2)) * 0.7 + [1.0, 5.0]
-    return scale * np.concatenate([a, b, c])
 
 
 def exponential_data(seed=0, n=N, weights=(0.4, 0.6), rates=(0.5, 4.0)):

@@ -27,20 +27,12 @@ import skfuzzy
 from hypothesis import given
 from hypothesis import strategies as st
 
+from references import blobs
 from jaxmix import CentroidStats, FuzzyCMeans, FuzzyCMeansParams, KMeans, KMeansParams, fit_em
 from jaxmix.fuzzy import fuzzy_memberships
 
 # The same sizes as tests/test_em.py ((N, D, K) = (150, 2, 3), 15 iterations), so compiled loops are shared.
 N, K, MAX_ITER = 150, 3, 15
-
-
-def blobs(seed=0, scale=3.0):
-    """Three overlapping, differently shaped 2-D clusters of 50 points each."""
-    rng = np.random.default_rng(seed)
-    a = rng.normal(size=(50, 2)) * [1.0, 0.5]
-    b = rng.normal(size=(50, 2)) @ np.array([[1.0, 0.6], [0.0, 0.8]]) + [4.0, 1.0]
-    c = rng.normal(size=(50, 2)) * 0.7 + [1.0, 5.0]
-    return scale * np.concatenate([a, b, c])
 
 
 X = blobs()

@@ -35,8 +35,8 @@ from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture as SkGaussianMixture
-from sklearn.mixture._gaussian_mixture import _compute_precision_cholesky
 
+from references import sklearn_model
 from jaxmix import GaussianMixture, GaussianMixtureParams
 
 COV_TYPES = ("full", "diag", "spherical", "tied", "identity")
@@ -114,16 +114,6 @@ def scipy_log_joint(params, cov_type, x):
          for w, m, c in zip(weights, means, covs)],
         axis=1,
     )
-
-
-def sklearn_model(params, cov_type):
-    """A scikit-learn GaussianMixture holding ``params`` (no fitting)."""
-    weights, means, cov = (np.asarray(a, np.float64) for a in params)
-    sk = SkGaussianMixture(len(weights), covariance_type=cov_type)
-    sk.weights_, sk.means_, sk.covariances_ = weights, means, cov
-    sk.precisions_cholesky_ = _compute_precision_cholesky(cov, cov_type)
-    sk.n_features_in_ = means.shape[1]
-    return sk
 
 
 def sklearn_precisions(params, cov_type):

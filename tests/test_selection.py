@@ -18,10 +18,9 @@ seconds of CPU each), so the grids are small.
 import jax
 import numpy as np
 import pytest
-from sklearn.mixture import GaussianMixture as SkGaussianMixture
-from sklearn.mixture._gaussian_mixture import _compute_precision_cholesky
 
 import jaxmix.selection
+from references import sklearn_model
 from jaxmix import (
     GaussianMixture,
     GaussianMixtureParams,
@@ -57,16 +56,6 @@ def labelled_params(model, x, labels=LABELS):
         "tied": np.einsum("k,kde->de", weights, covs),
     }[cov_type]
     return GaussianMixtureParams(weights, means, covariances)
-
-
-def sklearn_model(params, cov_type):
-    """A scikit-learn GaussianMixture holding ``params`` (no fitting)."""
-    weights, means, cov = (np.asarray(a, np.float64) for a in params)
-    sk = SkGaussianMixture(len(weights), covariance_type=cov_type)
-    sk.weights_, sk.means_, sk.covariances_ = weights, means, cov
-    sk.precisions_cholesky_ = _compute_precision_cholesky(cov, cov_type)
-    sk.n_features_in_ = means.shape[1]
-    return sk
 
 
 def assert_matches_sklearn(table, x):
