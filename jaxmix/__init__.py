@@ -21,6 +21,19 @@ from jaxmix.gaussian import GaussianMixture, GaussianMixtureParams, GaussianMixt
 from jaxmix.gradient import GradientResult, fit_gradient, m_step_gradient
 from jaxmix.kmeans import KMeans, KMeansParams
 from jaxmix.selection import ModelSelection, select_components
+from jaxmix.spectral import (
+    SpectralResult,
+    indicator_matrix,
+    knn_affinity,
+    laplacian,
+    normalized_cut,
+    ratio_cut,
+    rbf_affinity,
+    spectral_clustering,
+    spectral_embedding,
+)
+from jaxmix import vae
+from jaxmix.vae import VAE, VAEParams
 
 __all__ = [
     "CentroidStats",
@@ -41,6 +54,9 @@ __all__ = [
     "KMeans",
     "KMeansParams",
     "ModelSelection",
+    "SpectralResult",
+    "VAE",
+    "VAEParams",
     "combine_stats",
     "compare_fits",
     "default_optimizers",
@@ -48,8 +64,17 @@ __all__ = [
     "fit",
     "fit_em",
     "fit_gradient",
+    "indicator_matrix",
+    "knn_affinity",
+    "laplacian",
     "m_step_gradient",
+    "normalized_cut",
+    "ratio_cut",
+    "rbf_affinity",
     "select_components",
+    "spectral_clustering",
+    "spectral_embedding",
+    "vae",
 ]
 
 __version__ = "0.1.0"

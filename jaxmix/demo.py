@@ -20,6 +20,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from jaxmix import (
     ExponentialMixture,
@@ -33,11 +34,16 @@ from jaxmix import (
     elbo,
     fit,
     select_components,
+    vae,
 )
+from jaxmix.spectral import rbf_affinity, spectral_clustering, spectral_embedding
 
 _GAUSSIAN_DATA, _EXPONENTIAL_DATA, _CLUSTER_DATA = 0, 1, 2  # fold_in tags, one per data set
 _FITTING = 3  # fold_in tag of the key the fits of sections 5 to 7 start from
 _COMPARING = 4  # fold_in tag of the key of section 8's starts
+_DIGITS = 5  # fold_in tag of the key of section 10's VAE
+_MOONS = 6  # fold_in tag of the two moons of section 9
+_N_MOONS = 600
 _COLORS = np.array([[0.85, 0.1, 0.1], [0.1, 0.6, 0.1], [0.1, 0.25, 0.9]])  # RGB, mixed by r_ij in section 3
 _IMAGE_LINK = re.compile(r"!\[[^\]]*\]\(([^)\s]+)\)")
 
@@ -550,6 +556,98 @@ comparison with L-BFGS as well, and on a 2-D Gaussian mixture.
 """
 
 
+def _two_moons(key, n=_N_MOONS, noise=0.06):
+    """Two interleaving half circles with Gaussian noise (scikit-learn's make_moons, drawn with jax.random)."""
+    t = jnp.linspace(0.0, jnp.pi, n // 2)
+    outer = jnp.stack([jnp.cos(t), jnp.sin(t)], axis=1)
+    inner = jnp.stack([1.0 - jnp.cos(t), 0.5 - jnp.sin(t)], axis=1)
+    x = jnp.concatenate([outer, inner]) + noise * jax.random.normal(key, (n, 2))
+    return np.asarray(x), np.repeat([0, 1], n // 2)
+
+
+def spectral_moons(key, out_dir: Path) -> str:
+    x, z = _two_moons(jax.random.fold_in(key, _MOONS))
+    fit_key = jax.random.fold_in(key, _FITTING)
+    kmeans = KMeans(2)
+    kmeans_labels = np.asarray(kmeans.predict(fit(fit_key, kmeans, x, n_init=_N_INIT, init="kmeans++").best.params, x))
+    result = spectral_clustering(fit_key, x, 2)
+    labels, embedding = np.asarray(result.labels), np.asarray(result.embedding)
+    values = np.asarray(spectral_embedding(rbf_affinity(x, gamma=result.gamma), 6)[1])
+    sigma = (1.0 / (2.0 * result.gamma)) ** 0.5
+    fig, (ax_kmeans, ax_spectral, ax_embedding) = _figure(ncols=3)
+    for ax, found, title in ((ax_kmeans, kmeans_labels, "k-means"), (ax_spectral, labels, "spectral clustering")):
+        ax.scatter(*x.T, s=8, color=_COLORS[found])
+        _label_cluster_plane(ax, f"{title}: {_n_mislabelled(found, z, 2)} of {len(x)} points mislabelled")
+    jitter = np.random.default_rng(0).normal(scale=0.02, size=embedding.shape)  # coincident rows apart
+    ax_embedding.scatter(*(embedding + jitter).T, s=8, color=_COLORS[z])
+    ax_embedding.set(title="embedded rows (colour: true moon)", xlabel="$u_1$",
+                     ylabel="$u_2$", xlim=(-1.1, 1.1), ylim=(-1.1, 1.1), aspect="equal")
+    image = _save_figure(fig, out_dir, "spectral_moons.png", "k-means and spectral clustering on two moons")
+    return f"""## 9. Spectral clustering: two moons
+
+{len(x)} points on two interleaving half circles with Gaussian noise (sd 0.06). k-means
+(`fit(key, KMeans(2), x, n_init={_N_INIT}, init="kmeans++")`) cuts them with a straight line, the
+best it can do with squared Euclidean distances to two centers. `spectral_clustering(key, x, 2)`
+(MATH.md section 6) builds the Gaussian affinity w_il = exp(-||x_i - x_l||^2 / (2 sigma^2)), with
+sigma = {sigma:.3f} the median distance to the 10th nearest neighbour, its degrees D_ii = sum_l w_il
+and the normalized Laplacian L_sym = I - D^-1/2 W D^-1/2, embeds point i as row i of the
+eigenvectors of the 2 smallest eigenvalues of L_sym, normalized to unit length (Ng-Jordan-Weiss),
+and runs k-means on those rows. The 6 smallest eigenvalues are {np.array2string(values, precision=4)}:
+two near 0, one per moon (a graph of c disconnected pieces has exactly c zero eigenvalues, and
+the weights between the moons are tiny), then a gap: the eigengap suggests 2 clusters. Right: the
+embedded rows gather at two points, one per moon, where k-means cannot miss.
+`jaxmix.spectral.predict(result, x_new)` labels new points through the Nystrom extension of the
+eigenvectors.
+
+{image}
+"""
+
+
+# Section 10: a small VAE with a 2-D latent space, trained for a few seconds.
+_VAE = vae.VAE(64, 2, hidden_sizes=(64,), decoder="bernoulli")
+_VAE_EPOCHS = 20
+
+
+def variational_autoencoder(key, out_dir: Path) -> str:
+    from sklearn.datasets import load_digits  # bundled with scikit-learn (the examples extra): no download
+
+    digits = load_digits()
+    x, y = (digits.data / 16.0).astype(np.float32), digits.target
+    init_key, fit_key = jax.random.split(jax.random.fold_in(key, _DIGITS))
+    start = time.perf_counter()
+    params, history = vae.fit(fit_key, _VAE, vae.init(init_key, _VAE), x, optax.adam(3e-3),
+                              num_epochs=_VAE_EPOCHS, batch_size=64, kl_warmup_epochs=10, progress=False)
+    seconds = time.perf_counter() - start
+    means = np.asarray(vae.encode(_VAE, params, x)[0])
+    reconstructions = np.asarray(vae.decode(_VAE, params, means[:8]))
+
+    fig, (ax_latent, ax_recon) = _figure(ncols=2)
+    shown = ax_latent.scatter(*means.T, c=y, cmap="tab10", s=5, alpha=0.7)
+    fig.colorbar(shown, ax=ax_latent, label="digit", ticks=range(10))
+    ax_latent.set(title=f"Encoder means $\\mu_\\phi(x)$ of the {len(x)} digits", xlabel="$z_1$", ylabel="$z_2$")
+    tiles = np.pad(np.concatenate([x[:8], reconstructions]).reshape(2, 8, 8, 8), ((0, 0), (0, 0), (1, 1), (1, 1)))
+    ax_recon.imshow(tiles.transpose(0, 2, 1, 3).reshape(20, 80), cmap="gray_r", vmin=0, vmax=1)
+    ax_recon.set(title="Digits (top) and their reconstructions (bottom)", xticks=[], yticks=[])
+    image = _save_figure(fig, out_dir, "vae_digits.png", "VAE latent means and reconstructions")
+    return f"""## 10. A variational autoencoder on the digits
+
+The {len(x)} 8x8 digits bundled with scikit-learn, scaled to [0, 1], fitted by `jaxmix.vae.fit`:
+encoder q_phi(z | x) = N(mu_phi(x), diag sigma_phi(x)^2) and a Bernoulli decoder, each one hidden
+layer of {_VAE.hidden_sizes[0]} units, a {_VAE.latent_dim}-D latent space and the prior N(0, I)
+(MATH.md section 7). The encoder replaces EM's exact E-step (intractable here) by an amortized one;
+Adam maximizes ELBO = E_q[log p(x | z)] - KL(q(z | x) || N(0, I)), the expectation by
+reparameterization z = mu + sigma eps and the KL in closed form, over {_VAE_EPOCHS} epochs of
+minibatches of 64 ({seconds:.1f} s with compilation), the KL weight annealed up to 1 over the first
+10 epochs. Mean ELBO per digit: {history.train_elbo[0]:.2f} nats in the first epoch,
+{history.train_elbo[-1]:.2f} in the last. Left: mu_phi(x) of every digit, coloured by its label
+(never seen in training); right: digits and the decoder's mean sigmoid(f(mu_phi(x))).
+`examples/vae_digits.py` adds a Gaussian-mixture prior over z, which makes the VAE a clustering
+model (`jaxmix.vae.cluster`), and compares its clusters with k-means and a Gaussian mixture.
+
+{image}
+"""
+
+
 SECTIONS = [
     ("Gaussian mixture samples", gaussian_samples),
     ("Gaussian mixture log-density", gaussian_density),
@@ -559,6 +657,8 @@ SECTIONS = [
     ("k-means and fuzzy c-means", kmeans_and_fuzzy),
     ("Choosing K with BIC", choosing_k),
     ("EM against gradient ascent", em_versus_gradient),
+    ("Spectral clustering of two moons", spectral_moons),
+    ("Variational autoencoder", variational_autoencoder),
 ]
 
 

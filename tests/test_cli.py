@@ -21,6 +21,8 @@ EXPECTED_HEADINGS = [
     "## 6. k-means and fuzzy c-means",
     "## 7. Choosing K with BIC",
     "## 8. EM against gradient ascent on the ELBO",
+    "## 9. Spectral clustering: two moons",
+    "## 10. A variational autoencoder on the digits",
 ]
 EXPECTED_IMAGES = [
     "gmm_samples.png",
@@ -31,6 +33,8 @@ EXPECTED_IMAGES = [
     "kmeans_fuzzy.png",
     "bic_selection.png",
     "em_vs_gradient.png",
+    "spectral_moons.png",
+    "vae_digits.png",
 ]
 
 

@@ -1,0 +1,232 @@
+"""Spectral clustering (MATH.md section 6) against scipy, scikit-learn and exact identities."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.linalg
+import scipy.sparse
+from hypothesis import given
+from hypothesis import strategies as st
+from jax.experimental import sparse
+from scipy.sparse.csgraph import laplacian as scipy_laplacian
+from sklearn.datasets import make_blobs, make_circles, make_moons
+from sklearn.manifold import spectral_embedding as sklearn_spectral_embedding
+from sklearn.metrics import adjusted_rand_score
+from sklearn.metrics.pairwise import rbf_kernel
+from sklearn.neighbors import kneighbors_graph
+
+from jaxmix.fit import fit
+from jaxmix.kmeans import KMeans
+from jaxmix.spectral import (
+    indicator_matrix,
+    knn_affinity,
+    laplacian,
+    normalized_cut,
+    predict,
+    ratio_cut,
+    rbf_affinity,
+    spectral_clustering,
+    spectral_embedding,
+)
+
+DATA = {
+    "moons": lambda n, seed: make_moons(n, noise=0.06, random_state=seed),
+    "circles": lambda n, seed: make_circles(n, noise=0.05, factor=0.5, random_state=seed),
+}
+
+
+def max_angle(a, b):
+    """The largest principal angle between the column spans of a and b (radians)."""
+    return float(np.max(scipy.linalg.subspace_angles(np.asarray(a, np.float64), np.asarray(b, np.float64))))
+
+
+def random_graph(seed, m, density=0.5):
+    """A symmetric non-negative m x m affinity with zero diagonal and random zeros (float64)."""
+    rng = np.random.default_rng(seed)
+    upper = np.triu(rng.uniform(0.1, 2.0, (m, m)) * (rng.uniform(size=(m, m)) < density), 1)
+    return upper + upper.T
+
+
+def to_bcoo(w):
+    rows, cols = np.nonzero(w)
+    return sparse.BCOO((jnp.asarray(w[rows, cols]), jnp.asarray(np.stack([rows, cols], 1))), shape=w.shape)
+
+
+# -- clustering -------------------------------------------------------------------------------------
+@pytest.mark.parametrize("data", sorted(DATA))
+@pytest.mark.parametrize("affinity", ["rbf", "knn"])
+def test_clusters_what_kmeans_cannot_and_predicts_held_out_points(data, affinity):
+    x, y = DATA[data](400, 0)
+    x_new, y_new = DATA[data](200, 1)
+    result = spectral_clustering(jax.random.key(0), x, 2, affinity=affinity)
+    kmeans = fit(jax.random.key(0), KMeans(2), x, n_init=10, init="kmeans++").best.params
+    assert adjusted_rand_score(y, np.asarray(result.labels)) >= 0.95
+    assert adjusted_rand_score(y, np.asarray(KMeans(2).predict(kmeans, x))) < 0.5
+    assert adjusted_rand_score(y_new, np.asarray(predict(result, x_new))) >= 0.95
+
+
+def test_predict_reproduces_the_training_labels():
+    x, _ = DATA["moons"](400, 0)
+    result = spectral_clustering(jax.random.key(0), x, 2, affinity="rbf", laplacian="random_walk")
+    assert adjusted_rand_score(np.asarray(result.labels), np.asarray(predict(result, x))) >= 0.99
+
+
+def test_agrees_with_kmeans_on_blobs():
+    x, _ = make_blobs(400, centers=3, cluster_std=0.6, random_state=0)
+    result = spectral_clustering(jax.random.key(0), x, 3)
+    kmeans = fit(jax.random.key(0), KMeans(3), x, n_init=10, init="kmeans++").best.params
+    assert adjusted_rand_score(np.asarray(KMeans(3).predict(kmeans, x)), np.asarray(result.labels)) >= 0.95
+
+
+def test_large_graph_path_landmark_start_and_lobpcg():
+    """m above the dense limit: sparse kNN graph, landmark start, LOBPCG, and the same clusters."""
+    x, y = DATA["moons"](2100, 0)
+    result = spectral_clustering(jax.random.key(0), x, 2, affinity="knn")
+    assert adjusted_rand_score(y, np.asarray(result.labels)) >= 0.95
+
+
+# -- affinities -------------------------------------------------------------------------------------
+def test_rbf_affinity_matches_sklearn_with_zero_diagonal(x64):
+    x = np.random.default_rng(0).normal(size=(30, 3))
+    expected = rbf_kernel(x, gamma=0.3) - np.eye(30)
+    np.testing.assert_allclose(rbf_affinity(x, gamma=0.3), expected, atol=1e-12)
+    np.testing.assert_allclose(rbf_affinity(x, sigma=(1 / 0.6) ** 0.5), expected, atol=1e-12)
+
+
+@pytest.mark.parametrize("n_features", [2, 20])  # cKDTree, and the blockwise JAX search above 16 features
+def test_knn_affinity_matches_sklearn(x64, n_features):
+    x = np.random.default_rng(1).normal(size=(120, n_features))
+    a = kneighbors_graph(x, 7, mode="connectivity", include_self=False)
+    expected = (0.5 * (a + a.T)).toarray()
+    w = knn_affinity(x, n_neighbors=7)
+    assert isinstance(w, sparse.BCOO) and w.nse == 2 * 120 * 7
+    np.testing.assert_allclose(w.todense(), expected, atol=1e-12)
+    distances = kneighbors_graph(x, 7, mode="distance", include_self=False)
+    weighted = distances.copy()
+    weighted.data = np.exp(-0.2 * distances.data**2)
+    np.testing.assert_allclose(knn_affinity(x, n_neighbors=7, mode="distance", gamma=0.2).todense(),
+                               (0.5 * (weighted + weighted.T)).toarray(), atol=1e-12)
+
+
+# -- Laplacians -------------------------------------------------------------------------------------
+@pytest.mark.parametrize("as_sparse", [False, True])
+def test_laplacians_match_definitions_and_scipy(x64, as_sparse):
+    w = random_graph(0, 12)
+    w[3, :] = w[:, 3] = 0.0  # an isolated vertex
+    d = w.sum(axis=1)
+    s = np.where(d > 0, 1 / np.sqrt(np.where(d > 0, d, 1)), 0.0)
+    lap = np.diag(d) - w
+    expected = {"unnormalized": lap, "symmetric": s[:, None] * lap * s[None, :], "random_walk": (s**2)[:, None] * lap}
+    for kind, reference in expected.items():
+        got = laplacian(to_bcoo(w) if as_sparse else w, kind)
+        got = np.asarray(got.todense() if as_sparse else got)
+        assert np.all(np.isfinite(got))
+        np.testing.assert_allclose(got, reference, atol=1e-12)
+    np.testing.assert_allclose(expected["unnormalized"], scipy_laplacian(w), atol=1e-12)
+    normed = scipy_laplacian(w, normed=True)
+    normed[3, 3] = 0.0  # scipy puts 1 on an isolated vertex's diagonal; ours is the zero row of D^+1/2 L D^+1/2
+    np.testing.assert_allclose(expected["symmetric"], normed, atol=1e-12)
+
+
+@given(seed=st.integers(0, 2**31 - 1), m=st.integers(2, 9), density=st.floats(0.1, 1.0))
+def test_quadratic_form_and_constant_null_vector(seed, m, density):
+    with jax.enable_x64(True):
+        w = random_graph(seed, m, density)
+        v = np.random.default_rng(seed + 1).normal(size=m)
+        lap = np.asarray(laplacian(w))
+        expected = 0.5 * np.sum(w * (v[:, None] - v[None, :]) ** 2)
+        np.testing.assert_allclose(v @ lap @ v, expected, rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(lap @ np.ones(m), 0.0, atol=1e-10)
+        assert np.linalg.eigvalsh(lap).min() > -1e-10
+
+
+@given(seed=st.integers(0, 2**31 - 1), m=st.integers(3, 10), k=st.integers(2, 4))
+def test_ratio_cut_is_trace_of_h_l_h(seed, m, k):
+    with jax.enable_x64(True):
+        rng = np.random.default_rng(seed)
+        w = random_graph(seed, m)
+        labels = rng.integers(0, k, size=m)
+        h = np.asarray(indicator_matrix(labels, k))
+        np.testing.assert_allclose(h[:, np.bincount(labels, minlength=k) > 0].T
+                                   @ h[:, np.bincount(labels, minlength=k) > 0], np.eye(len(np.unique(labels))),
+                                   atol=1e-12)
+        direct = sum(w[np.ix_(labels == j, labels != j)].sum() / np.sum(labels == j) for j in np.unique(labels))
+        got = float(ratio_cut(w, labels))
+        np.testing.assert_allclose(got, direct, rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(got, np.trace(h.T @ np.asarray(laplacian(w)) @ h), rtol=1e-10, atol=1e-10)
+        d = w.sum(axis=1)
+        volume = np.array([d[labels == j].sum() for j in range(k)])
+        h_vol = np.eye(k)[labels] / np.sqrt(np.where(volume > 0, volume, 1.0))  # Ncut = Tr(H^T L H), H_ij = vol^-1/2
+        np.testing.assert_allclose(float(normalized_cut(w, labels)), np.trace(h_vol.T @ (np.diag(d) - w) @ h_vol),
+                                   rtol=1e-10, atol=1e-10)
+
+
+# -- embeddings -------------------------------------------------------------------------------------
+def gapped_graph():
+    """A kNN graph of three separated blobs joined by weak rbf edges: a clear gap after 3 eigenvalues."""
+    x, _ = make_blobs(150, centers=3, cluster_std=0.8, random_state=2)
+    return np.asarray(knn_affinity(x, n_neighbors=8).todense()) + 1e-3 * rbf_kernel(x, gamma=0.05) * (1 - np.eye(150))
+
+
+def normalize_rows(u):
+    return u / np.linalg.norm(u, axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("method", ["dense", "lobpcg"])
+@pytest.mark.parametrize("as_sparse", [False, True])
+def test_embedding_spans_scipy_and_sklearn_eigenvectors(x64, method, as_sparse):
+    w = gapped_graph()
+    d = w.sum(axis=1)
+    graph = to_bcoo(w) if as_sparse else w
+    values_l, vectors_l = scipy.linalg.eigh(np.diag(d) - w, subset_by_index=[0, 2])
+    values_rw, vectors_rw = scipy.linalg.eigh(np.diag(d) - w, np.diag(d), subset_by_index=[0, 2])  # L v = lambda D v
+    tol = 1e-6 if method == "dense" else 1e-3
+    embed = {kind: spectral_embedding(graph, 3, kind=kind, method=method, key=jax.random.key(0))
+             for kind in ("unnormalized", "random_walk", "symmetric")}
+    assert max_angle(embed["unnormalized"][0], vectors_l) < tol
+    assert max_angle(embed["random_walk"][0], vectors_rw) < tol
+    assert max_angle(embed["symmetric"][0], normalize_rows(np.sqrt(d)[:, None] * vectors_rw)) < tol
+    np.testing.assert_allclose(embed["unnormalized"][1], values_l, atol=1e-6 if method == "dense" else 1e-4)
+    np.testing.assert_allclose(embed["symmetric"][1], values_rw, atol=1e-6 if method == "dense" else 1e-4)
+    adjacency = scipy.sparse.csr_matrix(w) if as_sparse else w
+    reference = sklearn_spectral_embedding(adjacency, n_components=3, drop_first=False, random_state=0)
+    assert max_angle(embed["random_walk"][0], reference) < max(tol, 1e-5)
+
+
+def test_embedding_signs_are_deterministic(x64):
+    w = gapped_graph()
+    first = spectral_embedding(w, 3, kind="unnormalized")[0]
+    second = spectral_embedding(w, 3, kind="unnormalized", method="lobpcg", key=jax.random.key(5))[0]
+    assert np.all(np.take_along_axis(np.asarray(second), np.abs(second).argmax(axis=0)[None], 0) > 0)
+    np.testing.assert_allclose(first, second, atol=1e-3)
+
+
+def test_commute_time_kernel_pca_spans_laplacian_eigenmaps(x64):
+    w = gapped_graph()
+    kernel = np.linalg.pinv(np.diag(w.sum(axis=1)) - w)  # K = L^+, already centred: L^+ 1 = 0
+    _, top = scipy.linalg.eigh(kernel, subset_by_index=[len(w) - 2, len(w) - 1])  # kernel PCA, top 2
+    eigenmaps = spectral_embedding(w, 3, kind="unnormalized")[0][:, 1:]  # drop the constant eigenvector
+    assert max_angle(eigenmaps, top) < 1e-6
+
+
+# -- bad input --------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("call", "name"),
+    [
+        (lambda x: spectral_clustering(jax.random.key(0), x, 1), "n_clusters"),
+        (lambda x: spectral_clustering(jax.random.key(0), x, 41), "n_clusters"),
+        (lambda x: spectral_clustering(jax.random.key(0), x.at[3, 0].set(jnp.nan), 2), "x"),
+        (lambda x: spectral_clustering(jax.random.key(0), x, 2, gamma=1e9), "gamma"),
+        (lambda x: spectral_clustering(jax.random.key(0), x, 2, affinity="cosine"), "affinity"),
+        (lambda x: laplacian(jnp.triu(rbf_affinity(x))), "symmetric"),
+        (lambda x: laplacian(-rbf_affinity(x)), "non-negative"),
+        (lambda x: laplacian(to_bcoo(np.triu(np.asarray(rbf_affinity(x))))), "symmetric"),
+        (lambda x: spectral_embedding(rbf_affinity(x), 2, method="lobpcg"), "key"),
+        (lambda x: predict(spectral_clustering(jax.random.key(0), x, 2), x[:, :1]), "x_new"),
+    ],
+)
+def test_bad_input_raises_value_error_naming_it(call, name):
+    x = jnp.asarray(make_blobs(40, centers=2, random_state=0)[0], jnp.float32)
+    with pytest.raises(ValueError, match=name):
+        call(x)
