@@ -39,7 +39,7 @@ from jaxmix import (
 from jaxmix.spectral import rbf_affinity, spectral_clustering, spectral_embedding
 
 _GAUSSIAN_DATA, _EXPONENTIAL_DATA, _CLUSTER_DATA = 0, 1, 2  # fold_in tags, one per data set
-_FITTING = 3  # fold_in tag of the key the fits of sections 5 to 7 start from
+_FITTING = 3  # fold_in tag of the key the fits of sections 5 to 7 and 9 start from
 _COMPARING = 4  # fold_in tag of the key of section 8's starts
 _DIGITS = 5  # fold_in tag of the key of section 10's VAE
 _MOONS = 6  # fold_in tag of the two moons of section 9
