@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 
-import jax
 import jax.numpy as jnp
 from jax.scipy.special import logsumexp
 
@@ -105,15 +104,10 @@ class Mixture:
 
     def _accumulate(self, params, x, weights):
         """(stats, sum_i w_i log p(x_i)) for per-point weights w (N,): the unchecked E-step."""
-        # logsumexp and the responsibilities from one exp pass: with m_i = max_k log_joint_ik and
-        # e_ik = exp(log_joint_ik - m_i), log p(x_i) = m_i + log sum_k e_ik and r_ik = e_ik / sum_k e_ik.
         log_joint = self._log_joint(params, x)
-        peak = jax.lax.stop_gradient(jnp.max(log_joint, axis=1, keepdims=True))
-        e = jnp.exp(log_joint - peak)
-        total = jnp.sum(e, axis=1, keepdims=True)
-        wr = e * (weights[:, None] / total)
-        log_prob = peak[:, 0] + jnp.log(total[:, 0])
-        return self._statistics(self._reference(params), x, wr), jnp.sum(weights * log_prob)
+        log_prob = logsumexp(log_joint, axis=1, keepdims=True)
+        wr = jnp.exp(log_joint - log_prob) * weights[:, None]
+        return self._statistics(self._reference(params), x, wr), jnp.sum(weights * log_prob[:, 0])
 
 
 def safe_logits(weights):
