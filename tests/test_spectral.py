@@ -19,6 +19,7 @@ from sklearn.neighbors import kneighbors_graph
 from jaxmix.fit import fit
 from jaxmix.kmeans import KMeans
 from jaxmix.spectral import (
+    default_neighbors,
     indicator_matrix,
     knn_affinity,
     laplacian,
@@ -230,3 +231,10 @@ def test_bad_input_raises_value_error_naming_it(call, name):
     x = jnp.asarray(make_blobs(40, centers=2, random_state=0)[0], jnp.float32)
     with pytest.raises(ValueError, match=name):
         call(x)
+
+
+def test_default_neighbours_grow_like_log2_m():
+    assert [default_neighbors(m) for m in (5, 11, 1024, 1025, 200_000, 1_000_000)] == [4, 10, 10, 11, 18, 20]
+    x, _ = make_moons(300, noise=0.06, random_state=0)
+    result = spectral_clustering(jax.random.key(0), x, 2, affinity="knn")
+    assert result.n_neighbors == 10
