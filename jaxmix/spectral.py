@@ -474,12 +474,12 @@ def normalized_cut(w, labels) -> jax.Array:
 
 
 # -- spectral clustering and its out-of-sample extension --------------------------------------------
-def _check_connected_enough(w, n_clusters, name):
+def _check_connected_enough(w, n_clusters, remedy):
     d = v.host_values(_degrees(w))
     if d is not None and int(np.sum(d > 0)) < n_clusters:
         raise ValueError(
             f"the affinity graph has {int(np.sum(d > 0))} non-isolated vertices, fewer than "
-            f"n_clusters={n_clusters}; increase {name}."
+            f"n_clusters={n_clusters}; {remedy}."
         )
 
 
@@ -524,7 +524,9 @@ def spectral_clustering(key, x, n_clusters: int, *, affinity: str = "rbf", n_nei
     if affinity == "rbf" and gamma is None:
         gamma = _default_gamma(x)
     w, gamma = _graph(x, affinity, n_neighbors, gamma)
-    _check_connected_enough(w, n_clusters, "gamma" if affinity == "rbf" else "n_neighbors")
+    remedy = ("decrease gamma (a wider bandwidth joins more points)" if affinity == "rbf"
+              else "increase n_neighbors")
+    _check_connected_enough(w, n_clusters, remedy)
     embed_key, kmeans_key = jax.random.split(key)
     n_clusters, method = _check_embedding_args(w, n_clusters, laplacian, None, embed_key)
     if method == "dense":

@@ -36,10 +36,9 @@ from jax.scipy.special import logsumexp
 
 from jaxmix import _pytree_io
 from jaxmix import _validation as v
-from jaxmix._covariance import COVARIANCE_TYPES
+from jaxmix._covariance import _LOG_2PI, COVARIANCE_TYPES
 from jaxmix.gaussian import GaussianMixture, GaussianMixtureUnconstrained
 
-_LOG_2PI = math.log(2.0 * math.pi)
 DECODERS = ("bernoulli", "gaussian")
 PRIOR_COVARIANCES = ("diag", "full", "spherical")
 ACTIVATIONS: dict[str, Callable] = {
@@ -487,8 +486,6 @@ def _epoch(model, optimizer, batch_size, num_samples, key, params, opt_state, x,
 
     (params, opt_state), values = jax.lax.scan(step, (params, opt_state), (batches, jax.random.split(k_steps, n_batches)))
     return params, opt_state, jnp.mean(values)
-
-
 
 
 # -- save and load ---------------------------------------------------------------------
