@@ -2,7 +2,7 @@
 
 Both are families of the EM protocol with parameters ``centers`` (K, D).
 Their E-step produces center weights u_ik (one-hot for Lloyd, r_ik^m for fuzzy
-c-means) and the M-step moves each center to the u-weighted mean of the data
+c-means; (K, N), the layout of ``_mixture``) and the M-step moves each center to the u-weighted mean of the data
 (MATH.md sections 1 and 2).
 """
 
@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxmix import _validation as v
-from jaxmix._distances import common_center, squared_distances
+from jaxmix._distances import centered, squared_distances
 
 
 class CentroidStats(NamedTuple):
@@ -29,15 +29,14 @@ class CentroidStats(NamedTuple):
 
 
 def first_argmin(values):
-    """argmin over the last axis, ties to the lowest index.
+    """``(argmin, min)`` over the leading axis of (K, N) values, ties to the lowest index.
 
     Written as two plain ``min`` reductions: XLA's CPU backend runs the
     variadic reduction behind ``jnp.argmin`` several times slower.
     """
-    k = values.shape[-1]
-    smallest = jnp.min(values, axis=-1, keepdims=True)
-    index = jax.lax.broadcasted_iota(jnp.int32, values.shape, values.ndim - 1)
-    return jnp.min(jnp.where(values == smallest, index, k), axis=-1)
+    smallest = jnp.min(values, axis=0)
+    index = jax.lax.broadcasted_iota(jnp.int32, values.shape, 0)
+    return jnp.min(jnp.where(values == smallest, index, values.shape[0]), axis=0), smallest
 
 
 class CentroidModel:
@@ -68,11 +67,11 @@ class CentroidModel:
     def _reference(self, params):
         return params.centers
 
-    def _statistics(self, reference, x, u):
+    def _statistics(self, reference, xt, u):
         # Centering on the mean reference keeps sum_i u_ik x_i - n_k ref_k from cancelling badly.
-        shift = common_center(reference)
-        counts = jnp.sum(u, axis=0)
-        return CentroidStats(counts, u.T @ (x - shift) - counts[:, None] * (reference - shift), reference)
+        xct, mc = centered(xt, reference)
+        counts = jnp.sum(u, axis=1)
+        return CentroidStats(counts, u @ xct.T - counts[:, None] * mc, reference)
 
     def m_step(self, stats: CentroidStats):
         """c_k = sum_i u_ik x_i / sum_i u_ik; a center with no weight stays where it was."""
@@ -83,7 +82,7 @@ class CentroidModel:
     def predict(self, params, x):
         """The index of the nearest center, shape (N,)."""
         params, x = self._checked(params, x)
-        return first_argmin(squared_distances(x, params.centers))
+        return first_argmin(squared_distances(x.T, params.centers))[0]
 
     def e_step(self, params, x, sample_weight=None):
         """E-step of the protocol: ``(stats, log_likelihood)`` (the negative mean objective)."""

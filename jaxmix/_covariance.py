@@ -6,14 +6,16 @@ code holds no if/else chains over covariance types. Shapes follow
 scikit-learn: full (K, D, D), diag (K, D), spherical (K,), tied (D, D),
 identity ``None`` (Sigma_k = I, the lecture's simplified case).
 
-Each class provides, for means ``mu`` (K, D) and covariances ``cov``:
+Each class provides, for means ``mu`` (K, D) and covariances ``cov``, with
+points as columns (xt of shape (D, N)) and per-component arrays (K, N), the
+E-step layout of ``_mixture``:
 
-- ``log_prob(x, mu, cov)``: log N(x_i; mu_k, Sigma_k), shape (N, K), through
+- ``log_prob(xt, mu, cov)``: log N(x_i; mu_k, Sigma_k), shape (K, N), through
   Cholesky factors and triangular solves (MATH.md section 5);
-- ``scatter(xc, mc, wr, sums)``: the second moment sum_i wr_ik
+- ``scatter(xct, mc, wr, sums)``: the second moment sum_i wr_ik
   (x_i - ref_k)(x_i - ref_k)^T about the reference points ref_k, in the form
   ``estimate`` needs, from data and references both shifted by one common
-  point (xc, mc) and sums_k = sum_i wr_ik (xc_i - mc_k);
+  point (xct, mc) and sums_k = sum_i wr_ik (xc_i - mc_k);
 - ``estimate(scatter, nk, d, reg)``: the M-step covariance
   Sigma_k = sum_i r_ik (x_i - mu_k)(x_i - mu_k)^T / n_k + reg * I, where
   d_k = mu_k - ref_k corrects the scatter about ref_k to one about mu_k;
@@ -34,7 +36,7 @@ import numpy as np
 from jax.scipy.linalg import solve_triangular
 
 from jaxmix import _validation as v
-from jaxmix._distances import common_center, scaled_squared_distances, squared_distances
+from jaxmix._distances import centered, scaled_squared_distances, squared_distances
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -103,28 +105,26 @@ class Full:
         _check_spd(cov, "component")
 
     @staticmethod
-    def log_prob(x, mu, cov):
+    def log_prob(xt, mu, cov):
         k, d = mu.shape
         chol = jnp.linalg.cholesky(cov)
         eye = jnp.broadcast_to(jnp.eye(d, dtype=cov.dtype), cov.shape)
-        # prec_chol[k] = L_k^{-T}: ||(x - mu_k) L_k^{-T}||^2 is the Mahalanobis distance.
-        prec_chol = jnp.swapaxes(solve_triangular(chol, eye, lower=True), -1, -2)
-        c = common_center(mu)
-        # One GEMM (N, D) x (D, K*D) for all components at once.
-        y = (x - c) @ jnp.transpose(prec_chol, (1, 0, 2)).reshape(d, k * d)
-        m = jnp.einsum("kd,kde->ke", mu - c, prec_chol).reshape(k * d)
-        maha = jnp.sum(jnp.square(y - m).reshape(x.shape[0], k, d), axis=-1)
+        # ||L_k^{-1} (x - mu_k)||^2 is the Mahalanobis distance.
+        inv_chol = solve_triangular(chol, eye, lower=True)
+        xct, mc = centered(xt, mu)
+        # One GEMM (K*D, D) x (D, N) for all components at once.
+        y = inv_chol.reshape(k * d, d) @ xct - jnp.einsum("kde,ke->kd", inv_chol, mc).reshape(k * d, 1)
+        maha = jnp.sum(jnp.square(y).reshape(k, d, -1), axis=1)
         log_det = 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol, axis1=-2, axis2=-1)), axis=-1)
-        return _gaussian_log_prob(maha, log_det, d)
+        return _gaussian_log_prob(maha, log_det[:, None], d)
 
     @staticmethod
-    def scatter(xc, mc, wr, sums):
-        # One GEMM (D, N) x (N, K*D): A_k^T = sum_i xc_i (wr_ik (xc_i - mc_k))^T, then
-        # sum_i wr_ik (xc_i - mc_k)(xc_i - mc_k)^T = A_k - sums_k mc_k^T exactly. (This orientation
-        # of the product runs about twice as fast on XLA's CPU backend as (K*D, N) x (N, D).)
-        n, k, d = xc.shape[0], *mc.shape
-        rhs = (wr[:, :, None] * (xc[:, None, :] - mc[None])).reshape(n, k * d)
-        a = jnp.transpose((xc.T @ rhs).reshape(d, k, d), (1, 2, 0)) - sums[:, :, None] * mc[:, None, :]
+    def scatter(xct, mc, wr, sums):
+        # One GEMM (K*D, N) x (N, D): A_k = sum_i (wr_ik (xc_i - mc_k)) xc_i^T, then
+        # sum_i wr_ik (xc_i - mc_k)(xc_i - mc_k)^T = A_k - sums_k mc_k^T exactly.
+        k, d = mc.shape
+        rhs = (wr[:, None, :] * (xct[None] - mc[:, :, None])).reshape(k * d, -1)
+        a = (rhs @ xct.T).reshape(k, d, d) - sums[:, :, None] * mc[:, None, :]
         return 0.5 * (a + jnp.swapaxes(a, 1, 2))
 
     @staticmethod
@@ -156,20 +156,20 @@ class Tied:
         _check_spd(cov, "tied covariance")
 
     @staticmethod
-    def log_prob(x, mu, cov):
+    def log_prob(xt, mu, cov):
         d = mu.shape[1]
         chol = jnp.linalg.cholesky(cov)
-        c = common_center(mu)
-        y = solve_triangular(chol, (x - c).T, lower=True).T
-        m = solve_triangular(chol, (mu - c).T, lower=True).T
+        xct, mc = centered(xt, mu)
+        y = solve_triangular(chol, xct, lower=True)
+        m = solve_triangular(chol, mc.T, lower=True).T
         maha = squared_distances(y, m)
         log_det = 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol)))
         return _gaussian_log_prob(maha, log_det, d)
 
     @staticmethod
-    def scatter(xc, mc, wr, sums):
+    def scatter(xct, mc, wr, sums):
         # sum_k sum_i wr_ik (xc_i - mc_k) xc_i^T as one (D, N) x (N, D) product, corrected as for Full.
-        a = (jnp.sum(wr, axis=1, keepdims=True) * xc - wr @ mc).T @ xc - sums.T @ mc
+        a = (jnp.sum(wr, axis=0) * xct - mc.T @ wr) @ xct.T - sums.T @ mc
         return 0.5 * (a + a.T)
 
     @staticmethod
@@ -202,15 +202,15 @@ class Diag:
         v.check_positive("covariances (diagonal variances)", cov)
 
     @staticmethod
-    def log_prob(x, mu, cov):
+    def log_prob(xt, mu, cov):
         d = mu.shape[1]
-        maha = scaled_squared_distances(x, mu, 1.0 / cov)
-        return _gaussian_log_prob(maha, jnp.sum(jnp.log(cov), axis=-1), d)
+        maha = scaled_squared_distances(xt, mu, 1.0 / cov)
+        return _gaussian_log_prob(maha, jnp.sum(jnp.log(cov), axis=-1)[:, None], d)
 
     @staticmethod
-    def scatter(xc, mc, wr, sums):
-        # sum_i wr_ik (xc_id - mc_kd)^2 = (wr^T xc^2)_kd - 2 mc_kd sums_kd - n_k mc_kd^2.
-        return wr.T @ jnp.square(xc) - 2.0 * mc * sums - jnp.sum(wr, axis=0)[:, None] * jnp.square(mc)
+    def scatter(xct, mc, wr, sums):
+        # sum_i wr_ik (xc_id - mc_kd)^2 = (wr xc^2)_kd - 2 mc_kd sums_kd - n_k mc_kd^2.
+        return wr @ jnp.square(xct).T - 2.0 * mc * sums - jnp.sum(wr, axis=1)[:, None] * jnp.square(mc)
 
     @staticmethod
     def estimate(scatter, nk, d, reg):
@@ -242,9 +242,9 @@ class Spherical:
         v.check_positive("covariances (spherical variances)", cov)
 
     @staticmethod
-    def log_prob(x, mu, cov):
+    def log_prob(xt, mu, cov):
         d = mu.shape[1]
-        return _gaussian_log_prob(squared_distances(x, mu) / cov, d * jnp.log(cov), d)
+        return _gaussian_log_prob(squared_distances(xt, mu) / cov[:, None], d * jnp.log(cov)[:, None], d)
 
     scatter = Diag.scatter
 
@@ -282,12 +282,12 @@ class Identity:
             )
 
     @staticmethod
-    def log_prob(x, mu, cov):
+    def log_prob(xt, mu, cov):
         d = mu.shape[1]
-        return _gaussian_log_prob(squared_distances(x, mu), 0.0, d)
+        return _gaussian_log_prob(squared_distances(xt, mu), 0.0, d)
 
     @staticmethod
-    def scatter(xc, mc, wr, sums):
+    def scatter(xct, mc, wr, sums):
         return None
 
     @staticmethod

@@ -1,4 +1,9 @@
-"""Squared (Mahalanobis) distances between N points and K centers as matrix products."""
+"""Squared (Mahalanobis) distances between K centers and N points as matrix products.
+
+Points come as columns, xt of shape (D, N), and results are (K, N): the
+layout every E-step uses (see ``_mixture``), where reductions over the K
+centers run along the leading axis and vectorize over the points.
+"""
 
 from __future__ import annotations
 
@@ -16,31 +21,35 @@ def common_center(centers):
     return jax.lax.stop_gradient(jnp.mean(centers, axis=0))
 
 
-def scaled_squared_distances(x, centers, precisions):
-    """sum_d p_kd (x_id - c_kd)^2, shape (N, K), for per-center diagonal precisions p (K, D).
+def centered(xt, centers):
+    """``(xt - s, centers - s)`` for s = ``common_center(centers)``; xt is (D, N)."""
+    shift = common_center(centers)
+    return xt - shift[:, None], centers - shift
 
-    Expanded as (x^2) p^T - 2 x (c p)^T + sum_d c^2 p: three small matrix
-    products instead of an N x K x D tensor, after centering x and c on
-    ``common_center(c)``; rounding can leave tiny negatives, clamped to 0.
+
+def scaled_squared_distances(xt, centers, precisions):
+    """sum_d p_kd (x_di - c_kd)^2, shape (K, N), for per-center diagonal precisions p (K, D).
+
+    Expanded as p (x^2) - 2 (c p) x + sum_d c^2 p: two small matrix products
+    instead of a K x D x N tensor, after centering on ``common_center(c)``;
+    rounding can leave tiny negatives, clamped to 0.
     """
-    shift = common_center(centers)
-    xs, cs = x - shift, centers - shift
-    sq = jnp.square(xs) @ precisions.T - 2.0 * xs @ (cs * precisions).T + jnp.sum(jnp.square(cs) * precisions, axis=1)
+    xs, cs = centered(xt, centers)
+    sq = precisions @ jnp.square(xs) - 2.0 * (cs * precisions) @ xs + jnp.sum(jnp.square(cs) * precisions, 1)[:, None]
     return jnp.maximum(sq, 0.0)
 
 
-def squared_distances(x, centers):
-    """||x_i - c_k||^2, shape (N, K), as one matrix product ||x||^2 - 2 x c^T + ||c||^2 (centered, clamped)."""
-    shift = common_center(centers)
-    xs, cs = x - shift, centers - shift
-    sq = jnp.sum(jnp.square(xs), axis=1, keepdims=True) - 2.0 * xs @ cs.T + jnp.sum(jnp.square(cs), axis=1)
+def squared_distances(xt, centers):
+    """||x_i - c_k||^2, shape (K, N), as one matrix product ||c||^2 - 2 c x + ||x||^2 (centered, clamped)."""
+    xs, cs = centered(xt, centers)
+    sq = jnp.sum(jnp.square(cs), axis=1)[:, None] - 2.0 * cs @ xs + jnp.sum(jnp.square(xs), axis=0)
     return jnp.maximum(sq, 0.0)
 
 
-def exact_squared_distances(x, centers):
-    """||x_i - c_k||^2 (N, K) summed term by term: exactly 0 for a point on a center.
+def exact_squared_distances(xt, centers):
+    """||x_i - c_k||^2 (K, N) summed term by term: exactly 0 for a point on a center.
 
-    Costs an N x K x D elementwise pass (fused by XLA) instead of a matrix
+    Costs a K x D x N elementwise pass (fused by XLA) instead of a matrix
     product; for fuzzy c-means, whose memberships need d = 0 detected exactly.
     """
-    return jnp.sum(jnp.square(x[:, None, :] - centers[None, :, :]), axis=-1)
+    return jnp.sum(jnp.square(xt[None, :, :] - centers[:, :, None]), axis=1)

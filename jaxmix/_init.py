@@ -44,17 +44,17 @@ def initial_params(model, key, x, weights, method):
     """Unchecked initial parameters for per-point weights (N,); pure in ``key``, so it vmaps over keys."""
     k, (n, _) = model.n_components, x.shape
     if method == "random" and not isinstance(model, CentroidModel):
-        resp = jax.random.uniform(key, (n, k), dtype=x.dtype)
-        resp = resp / jnp.sum(resp, axis=1, keepdims=True)
+        resp = jax.random.uniform(key, (n, k), dtype=x.dtype).T
+        resp = resp / jnp.sum(resp, axis=0)
     else:
         centers = initial_centers(key, x, k, method, weights)
         if isinstance(model, CentroidModel):
             return model.params_type(centers)
-        resp = jax.nn.one_hot(first_argmin(squared_distances(x, centers)), k, dtype=x.dtype)
-    wr = resp * weights[:, None]
-    counts = jnp.sum(wr, axis=0)
-    reference = (wr.T @ x) / jnp.maximum(counts, jnp.finfo(x.dtype).tiny)[:, None]
-    return model.m_step(model._statistics(reference, x, wr))
+        resp = jax.nn.one_hot(first_argmin(squared_distances(x.T, centers))[0], k, dtype=x.dtype, axis=0)
+    wr = resp * weights
+    counts = jnp.sum(wr, axis=1)
+    reference = (wr @ x) / jnp.maximum(counts, jnp.finfo(x.dtype).tiny)[:, None]
+    return model.m_step(model._statistics(reference, x.T, wr))
 
 
 def initial_centers(key, x, k, method, weights):
@@ -84,7 +84,8 @@ def kmeans_plusplus(key, x, k, w):
     key, first_key = jax.random.split(key)
     first = jax.random.categorical(first_key, log_w)
     centers = jnp.zeros((k, x.shape[1]), x.dtype).at[0].set(x[first])
-    closest = squared_distances(x, x[first][None])[:, 0]
+    xt = x.T
+    closest = squared_distances(xt, x[first][None])[0]
 
     def add_center(j, carry):
         centers, closest, key = carry
@@ -92,9 +93,9 @@ def kmeans_plusplus(key, x, k, w):
         potential = w * closest
         logits = jnp.where(jnp.sum(potential) > 0, jnp.log(potential), log_w)
         candidates = jax.random.categorical(trial_key, logits, shape=(n_trials,))
-        trial_closest = jnp.minimum(closest[:, None], squared_distances(x, x[candidates]))
-        best = jnp.argmin(jnp.sum(w[:, None] * trial_closest, axis=0))
-        return centers.at[j].set(x[candidates[best]]), trial_closest[:, best], key
+        trial_closest = jnp.minimum(closest, squared_distances(xt, x[candidates]))
+        best = jnp.argmin(jnp.sum(w * trial_closest, axis=1))
+        return centers.at[j].set(x[candidates[best]]), trial_closest[best], key
 
     centers, _, _ = jax.lax.fori_loop(1, k, add_center, (centers, closest, key))
     return centers

@@ -33,16 +33,17 @@ def elbo(model, params, x, q):
     """
     params, x = model._checked(params, x)
     q = check_responsibilities(q, x.shape[0], model.n_components)
-    return _elbo(model._log_joint(params, x), q)
+    return _elbo(model._log_joint(params, x.T), q.T)
 
 
 def _elbo(log_joint, q):
+    """The ELBO of (K, N) log-joints and responsibilities (the unchecked layout of ``_mixture``)."""
     # Where q_ik = 0 the term is 0 whatever log p(x_i, k) is (even -inf); the
     # double where keeps the gradient finite there too.
     positive = q > 0
     safe_log_joint = jnp.where(positive, log_joint, 0.0)
     terms = jnp.where(positive, q * safe_log_joint, 0.0) - xlogy(q, q)
-    return jnp.mean(jnp.sum(terms, axis=1))
+    return jnp.mean(jnp.sum(terms, axis=0))
 
 
 def check_responsibilities(q, n: int, k: int):

@@ -126,16 +126,17 @@ def e_step(model, params, x, sample_weight=None, chunk_size: int = DEFAULT_CHUNK
 
 
 def to_chunks(x, weights, chunk_size):
-    """Reshape x (N, D) and weights (N,) to (B, n, D) and (B, n), padding with zero-weight rows.
+    """Split x (N, D) and weights (N,) into B chunks of points as columns, (B, D, n) and (B, n).
 
-    B = ceil(N / chunk_size) chunks of n = ceil(N / B) <= chunk_size rows: fewer than B padded rows.
+    B = ceil(N / chunk_size) chunks of n = ceil(N / B) <= chunk_size points: fewer than B padded
+    points, copies of the first with weight zero. Points as columns is the E-step's layout (``_mixture``).
     """
     n_chunks = -(-x.shape[0] // chunk_size)
     n = -(-x.shape[0] // n_chunks)
     pad = n_chunks * n - x.shape[0]
     x = jnp.concatenate([x, jnp.broadcast_to(x[:1], (pad, x.shape[1]))])
     weights = jnp.concatenate([weights, jnp.zeros(pad, weights.dtype)])
-    return x.reshape(-1, n, x.shape[1]), weights.reshape(-1, n)
+    return jnp.swapaxes(x.reshape(-1, n, x.shape[1]), 1, 2), weights.reshape(-1, n)
 
 
 def accumulate(model, params, xb, wb):

@@ -81,15 +81,16 @@ class ExponentialMixture(Mixture):
             )
         return x
 
-    def _log_joint(self, params, x):
-        """log u_j + log lambda_j - lambda_j x_i, shape (N, K)."""
-        return jnp.log(params.weights) + jnp.log(params.rates) - x * params.rates
+    def _log_joint(self, params, xt):
+        """log u_j + log lambda_j - lambda_j x_i, shape (K, N), for xt (1, N)."""
+        rates = params.rates[:, None]
+        return jnp.log(params.weights)[:, None] + jnp.log(rates) - rates * xt
 
     def _reference(self, params):
         return 1.0 / params.rates[:, None]
 
-    def _statistics(self, reference, x, wr):
-        return ExponentialStats(counts=jnp.sum(wr, axis=0), sums=wr.T @ x[:, 0])
+    def _statistics(self, reference, xt, wr):
+        return ExponentialStats(counts=jnp.sum(wr, axis=1), sums=wr @ xt[0])
 
     def m_step(self, stats: ExponentialStats) -> ExponentialMixtureParams:
         """u_j = n_j / sum_l n_l; lambda_j = n_j / sum_i q_ji x_i (MATH.md section 3).

@@ -21,18 +21,18 @@ class FuzzyCMeansParams(NamedTuple):
     centers: jax.Array
 
 
-def fuzzy_memberships(sq, fuzzifier):
-    """r_ij = d_ij^(-2/(m-1)) / sum_l d_il^(-2/(m-1)) from squared distances d^2 (N, K).
+def fuzzy_memberships(sq, fuzzifier, axis=-1):
+    """r_ij = d_ij^(-2/(m-1)) / sum_l d_il^(-2/(m-1)) from squared distances d^2, centers along ``axis``.
 
     Computed as a softmax of -log(d^2) / (m - 1). A point exactly on a center
     (d^2 = 0) gets membership 1 there and 0 elsewhere (the limit; ties go
     to the first such center), never a NaN.
     """
     on_center = sq <= 0
-    hit = jnp.any(on_center, axis=1, keepdims=True)
+    hit = jnp.any(on_center, axis=axis, keepdims=True)
     safe = jnp.where(on_center, 1.0, sq)
-    soft = jax.nn.softmax(-jnp.log(safe) / (fuzzifier - 1.0), axis=1)
-    first = jnp.cumsum(on_center, axis=1) == 1
+    soft = jax.nn.softmax(-jnp.log(safe) / (fuzzifier - 1.0), axis=axis)
+    first = jnp.cumsum(on_center, axis=axis) == 1
     hard = (on_center & first).astype(sq.dtype)
     return jnp.where(hit, hard, soft)
 
@@ -68,12 +68,12 @@ class FuzzyCMeans(CentroidModel):
     def posterior(self, params, x):
         """Memberships r (N, K); rows sum to one."""
         params, x = self._checked(params, x)
-        return fuzzy_memberships(exact_squared_distances(x, params.centers), self.fuzzifier)
+        return fuzzy_memberships(exact_squared_distances(x.T, params.centers), self.fuzzifier, axis=0).T
 
-    def _accumulate(self, params, x, weights):
-        sq = exact_squared_distances(x, params.centers)
-        r = fuzzy_memberships(sq, self.fuzzifier)
+    def _accumulate(self, params, xt, weights):
+        sq = exact_squared_distances(xt, params.centers)
+        r = fuzzy_memberships(sq, self.fuzzifier, axis=0)
         rm = r**self.fuzzifier
         u = rm if self.center_update == "coordinate_descent" else r
-        stats = self._statistics(params.centers, x, u * weights[:, None])
-        return stats, -jnp.sum(weights * jnp.sum(rm * sq, axis=1))
+        stats = self._statistics(params.centers, xt, u * weights)
+        return stats, -jnp.sum(weights * jnp.sum(rm * sq, axis=0))

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 
 from jaxmix import _validation as v
 from jaxmix._covariance import COVARIANCE_TYPES
-from jaxmix._distances import common_center
+from jaxmix._distances import centered
 from jaxmix._mixture import Mixture, safe_logits
 
 
@@ -114,18 +114,17 @@ class GaussianMixture(Mixture):
     def _check_x(self, x, params):
         return v.check_data(x, None if params is None else params.means.shape[1])
 
-    def _log_joint(self, params, x):
-        return jnp.log(params.weights) + self._cov.log_prob(x, params.means, params.covariances)
+    def _log_joint(self, params, xt):
+        return jnp.log(params.weights)[:, None] + self._cov.log_prob(xt, params.means, params.covariances)
 
     def _reference(self, params):
         return params.means
 
-    def _statistics(self, reference, x, wr):
-        shift = common_center(reference)
-        xc, mc = x - shift, reference - shift
-        counts = jnp.sum(wr, axis=0)
-        sums = wr.T @ xc - counts[:, None] * mc
-        return GaussianStats(counts, sums, self._cov.scatter(xc, mc, wr, sums), reference)
+    def _statistics(self, reference, xt, wr):
+        xct, mc = centered(xt, reference)
+        counts = jnp.sum(wr, axis=1)
+        sums = wr @ xct.T - counts[:, None] * mc
+        return GaussianStats(counts, sums, self._cov.scatter(xct, mc, wr, sums), reference)
 
     def m_step(self, stats: GaussianStats) -> GaussianMixtureParams:
         """Closed-form M-step (MATH.md section 5), as scikit-learn computes it.

@@ -41,7 +41,7 @@ class GradientResult(NamedTuple):
 
 def mean_log_likelihood(model, u, x, weights):
     """(1/sum w) sum_i w_i log p(x_i) at unconstrained parameters u (0 for an all-zero-weight batch)."""
-    log_prob = logsumexp(model._log_joint(model.from_unconstrained(u), x), axis=1)
+    log_prob = logsumexp(model._log_joint(model.from_unconstrained(u), x.T), axis=0)
     total = jnp.sum(weights)
     return jnp.sum(weights * log_prob) / jnp.where(total > 0, total, 1.0)
 
@@ -143,7 +143,7 @@ def _m_step_gradient(model, params, q, x, optimizer, num_steps):
     optimizer = optax.with_extra_args_support(optimizer)
 
     def loss(u):
-        return -_elbo(model._log_joint(model.from_unconstrained(u), x), q)
+        return -_elbo(model._log_joint(model.from_unconstrained(u), x.T), q.T)
 
     def step(carry, _):
         u, state = carry

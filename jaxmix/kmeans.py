@@ -10,7 +10,7 @@ import jax.numpy as jnp
 
 from jaxmix import _validation as v
 from jaxmix._centroids import CentroidModel, CentroidStats, first_argmin
-from jaxmix._distances import common_center
+from jaxmix._distances import centered
 
 
 class KMeansParams(NamedTuple):
@@ -47,17 +47,15 @@ class KMeans(CentroidModel):
         """Hard responsibilities: one-hot of the nearest center, (N, K)."""
         return jax.nn.one_hot(self.predict(params, x), self.n_clusters, dtype=params.centers.dtype)
 
-    def _accumulate(self, params, x, weights):
-        # argmin_k ||x_i - mu_k||^2 = argmin_k (||mu_k||^2 - 2 x_i . mu_k): ||x_i||^2 is added to the
-        # minimum only, an N-vector instead of another N x K pass (both centered on common_center).
-        shift = common_center(params.centers)
-        xs, cs = x - shift, params.centers - shift
-        partial = jnp.sum(jnp.square(cs), axis=1) - 2.0 * xs @ cs.T
-        labels = first_argmin(partial)
-        nearest = jnp.maximum(jnp.min(partial, axis=1) + jnp.sum(jnp.square(xs), axis=1), 0.0)
+    def _accumulate(self, params, xt, weights):
+        # argmin_k ||x_i - mu_k||^2 = argmin_k (||mu_k||^2 - 2 mu_k . x_i): ||x_i||^2 is added to the
+        # minimum only, an N-vector instead of another K x N pass (both centered on common_center).
+        xs, cs = centered(xt, params.centers)
+        labels, smallest = first_argmin(jnp.sum(jnp.square(cs), axis=1)[:, None] - 2.0 * cs @ xs)
+        nearest = jnp.maximum(smallest + jnp.sum(jnp.square(xs), axis=0), 0.0)
         k = self.n_clusters
-        # sum_i w_i (x_i - mu_{z_i}) per cluster: exact about the current centers, no N x K product.
-        offsets = weights[:, None] * (x - params.centers[labels])
+        # sum_i w_i (x_i - mu_{z_i}) per cluster: exact about the current centers, no K x N product.
+        offsets = (weights * (xt - params.centers[labels].T)).T
         stats = CentroidStats(
             counts=jax.ops.segment_sum(weights, labels, k),
             sums=jax.ops.segment_sum(offsets, labels, k),

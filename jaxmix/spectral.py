@@ -103,7 +103,7 @@ def _median_heuristic(kth_squared_distances) -> float:
 @jax.jit
 def _rbf_rows(x_new, x, gamma):
     """exp(-gamma ||x_new_i - x_l||^2), shape (n, m)."""
-    return jnp.exp(-gamma * squared_distances(x_new, x))
+    return jnp.exp(-gamma * squared_distances(x.T, x_new))
 
 
 @jax.jit
@@ -154,7 +154,7 @@ def _knn_blocks(queries, points, k, block):
     padded = jnp.pad(queries, ((0, (-n) % block), (0, 0))).reshape(-1, block, d)
 
     def nearest(query_block):
-        negative, index = jax.lax.top_k(-squared_distances(query_block, points), k)
+        negative, index = jax.lax.top_k(-squared_distances(points.T, query_block), k)
         return -negative, index
 
     squared, index = jax.lax.map(nearest, padded)

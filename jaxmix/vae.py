@@ -226,8 +226,8 @@ def _log_prior(model, params, z):
     if mixture is None:
         return -0.5 * jnp.sum(jnp.square(z) + _LOG_2PI, axis=-1)
     flat = z.reshape(-1, z.shape[-1])
-    log_joint = mixture._log_joint(mixture.from_unconstrained(params.prior), flat)
-    return logsumexp(log_joint, axis=1).reshape(z.shape[:-1])
+    log_joint = mixture._log_joint(mixture.from_unconstrained(params.prior), flat.T)
+    return logsumexp(log_joint, axis=0).reshape(z.shape[:-1])
 
 
 def gaussian_kl(mean, log_var):
@@ -368,8 +368,8 @@ def cluster(model, params, x):
 @functools.partial(jax.jit, static_argnames="model")
 def _cluster(model, params, x):
     mixture = model.prior_mixture
-    responsibilities = mixture._posterior(mixture.from_unconstrained(params.prior), _encode(model, params, x)[0])
-    return jnp.argmax(responsibilities, axis=1), responsibilities
+    responsibilities = mixture._posterior(mixture.from_unconstrained(params.prior), _encode(model, params, x)[0].T)
+    return jnp.argmax(responsibilities, axis=0), responsibilities.T
 
 
 def sample(key, model, params, n: int):

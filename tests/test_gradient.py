@@ -297,7 +297,7 @@ def poor_start(family, seed=0):
 
 def _gradients(model, u, x, q, w):
     """(w-weighted mean log-likelihood, its u-gradient, grad_u ELBO(q, from_unconstrained(u)) at fixed q)."""
-    g_elbo = jax.grad(lambda u: _elbo(model._log_joint(model.from_unconstrained(u), x), q))(u)
+    g_elbo = jax.grad(lambda u: _elbo(model._log_joint(model.from_unconstrained(u), x.T), q.T))(u)
     value, g_ll = jax.value_and_grad(gradient.mean_log_likelihood, argnums=1)(model, u, x, w)
     return value, g_ll, g_elbo
 
@@ -486,7 +486,7 @@ def test_m_step_gradient_matches_closed_form(x64, family):
     expected = np_m_step(family, q, x)
 
     # The library's own closed form agrees with the NumPy one (reference = start means).
-    stats = model._statistics(model._reference(jax.tree.map(jnp.asarray, start)), x, jnp.asarray(q))
+    stats = model._statistics(model._reference(jax.tree.map(jnp.asarray, start)), jnp.asarray(x).T, jnp.asarray(q).T)
     assert_tree_allclose(model.m_step(stats), expected, rtol=1e-9, atol=1e-12)
 
     got = m_step_gradient(model, start, q, x, LBFGS, num_steps=150)
