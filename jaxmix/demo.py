@@ -399,7 +399,7 @@ means {_CLUSTER_VALUES["means"]}, standard deviations along and across the long 
 angle to the x_1 axis: {shapes}. They are fitted with
 `jaxmix.fit(key, GaussianMixture(3, "full"), x, n_init={_N_INIT})`: {_N_INIT} restarts, each
 initialized by k-means (k-means++ seeding, then Lloyd steps) and run by EM (MATH.md section 5)
-until the mean log-likelihood changes by less than tol = 1e-3; the restarts run vmapped in one
+until the mean log-likelihood changes by less than tol = 1e-3; the restarts run in one
 compiled call and the best is kept. Their final mean log-likelihoods: {restarts}.
 
 Left: each point coloured by its most probable fitted component (`predict`), with the ellipses

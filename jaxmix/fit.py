@@ -1,4 +1,4 @@
-"""Restarts: initialize and run EM from several starts in one compiled, vmapped call."""
+"""Restarts: initialize (vmapped) and run EM from several starts in one compiled call."""
 
 from __future__ import annotations
 
@@ -24,9 +24,14 @@ def fit(key, model, x, *, n_init: int = 1, init: str = "kmeans", max_iter: int =
         sample_weight=None, chunk_size: int = DEFAULT_CHUNK_SIZE) -> FitResult:
     """Fit ``model`` to x by EM from ``n_init`` initializations; keep the best.
 
-    The restarts are vmapped: initialization and EM of all of them run in one
-    compiled call (scikit-learn runs its ``n_init`` one after another). Each
-    restart's key is split from ``key``, so the same key gives the same fit.
+    All restarts run in one compiled call (scikit-learn runs its ``n_init``
+    one after another, each with its own overhead): the initializations are
+    vmapped, then ``lax.map`` runs EM from each start inside the same call,
+    each stopping at its own convergence. (Vmapping EM too was measured
+    slower on XLA's CPU backend: it runs every restart until the slowest one
+    converges, and its batched small matrix products run no faster than one
+    restart's at a time; see benchmarks/bench_em.py.) Each restart's key is
+    split from ``key``, so the same key gives the same fit.
 
     Args:
       key: a ``jax.random`` key.
@@ -70,11 +75,8 @@ def fit_arguments(key, model, x, *, n_init, init, max_iter, tol, sample_weight, 
 
 @functools.partial(jax.jit, static_argnames=("model", "n_init", "init", "max_iter", "chunk_size"))
 def _fit(key, x, weights, tol, *, model, n_init, init, max_iter, chunk_size):
-    def one_start(start_key):
-        params = _init.initial_params(model, start_key, x, weights, init)
-        return run_em(model, params, x, weights, tol, max_iter, chunk_size)
-
-    results = jax.vmap(one_start)(jax.random.split(key, n_init))
+    starts = jax.vmap(lambda k: _init.initial_params(model, k, x, weights, init))(jax.random.split(key, n_init))
+    results = jax.lax.map(lambda params: run_em(model, params, x, weights, tol, max_iter, chunk_size), starts)
     final = jnp.where(jnp.isnan(results.log_likelihood), -jnp.inf, results.log_likelihood)
     best = jax.tree_util.tree_map(lambda leaf: leaf[jnp.argmax(final)], results)
     return FitResult(best, results.log_likelihood)

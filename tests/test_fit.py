@@ -2,7 +2,7 @@
 
 What is checked against what:
 
-- ``fit`` with ``n_init`` vmapped restarts against separate ``fit_em`` runs from
+- ``fit`` with ``n_init`` restarts (one compiled call) against separate ``fit_em`` runs from
   ``model.init`` with the keys ``jax.random.split(key, n_init)``: every restart's
   log-likelihood agrees, and the kept fit is never worse than any of them
   (``best.log_likelihood == max(restart_log_likelihoods)``, and ``best.params``
@@ -49,7 +49,7 @@ def family(name):
 
 
 FAMILIES = ("gmm-full", "exponential", "kmeans", "fuzzy")
-# Each restart case costs a compile of the vmapped fit; every method and family is covered
+# Each restart case costs a compile of the restart program; every method and family is covered
 # by the init tests below.
 RESTART_CASES = [("gmm-full", "random_from_data", X), ("kmeans", "random", X_HEX)]
 
