@@ -35,7 +35,8 @@ def scaled_squared_distances(xt, centers, precisions):
     rounding can leave tiny negatives, clamped to 0.
     """
     xs, cs = centered(xt, centers)
-    sq = precisions @ jnp.square(xs) - 2.0 * (cs * precisions) @ xs + jnp.sum(jnp.square(cs) * precisions, 1)[:, None]
+    offset = jnp.sum(jnp.square(cs) * precisions, axis=1)[:, None]
+    sq = precisions @ jnp.square(xs) - 2.0 * (cs * precisions) @ xs + offset
     return jnp.maximum(sq, 0.0)
 
 

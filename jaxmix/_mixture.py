@@ -116,7 +116,7 @@ class Mixture:
         return jnp.mean(logsumexp(self._log_joint(params, xt), axis=0))
 
     def _accumulate(self, params, xt, weights):
-        """(stats, sum_i w_i log p(x_i)) for points as columns xt (D, N), weights w (N,): the unchecked E-step.
+        """The unchecked E-step: (stats, sum_i w_i log p(x_i)) for xt (D, N) and weights w (N,).
 
         One exp per entry: r_ik = e_ik / s_i with e_ik = exp(l_ik - max_k l_ik), s_i = sum_k e_ik,
         and log p(x_i) = max_k l_ik + log s_i.

@@ -75,7 +75,8 @@ def fit_arguments(key, model, x, *, n_init, init, max_iter, tol, sample_weight, 
 
 @functools.partial(jax.jit, static_argnames=("model", "n_init", "init", "max_iter", "chunk_size"))
 def _fit(key, x, weights, tol, *, model, n_init, init, max_iter, chunk_size):
-    starts = jax.vmap(lambda k: _init.initial_params(model, k, x, weights, init))(jax.random.split(key, n_init))
+    keys = jax.random.split(key, n_init)
+    starts = jax.vmap(lambda k: _init.initial_params(model, k, x, weights, init))(keys)
     results = jax.lax.map(lambda params: run_em(model, params, x, weights, tol, max_iter, chunk_size), starts)
     final = jnp.where(jnp.isnan(results.log_likelihood), -jnp.inf, results.log_likelihood)
     best = jax.tree_util.tree_map(lambda leaf: leaf[jnp.argmax(final)], results)

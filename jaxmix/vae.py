@@ -368,7 +368,8 @@ def cluster(model, params, x):
 @functools.partial(jax.jit, static_argnames="model")
 def _cluster(model, params, x):
     mixture = model.prior_mixture
-    responsibilities = mixture._posterior(mixture.from_unconstrained(params.prior), _encode(model, params, x)[0].T)
+    z = _encode(model, params, x)[0]
+    responsibilities = mixture._posterior(mixture.from_unconstrained(params.prior), z.T)
     return jnp.argmax(responsibilities, axis=0), responsibilities.T
 
 

@@ -486,7 +486,8 @@ def test_m_step_gradient_matches_closed_form(x64, family):
     expected = np_m_step(family, q, x)
 
     # The library's own closed form agrees with the NumPy one (reference = start means).
-    stats = model._statistics(model._reference(jax.tree.map(jnp.asarray, start)), jnp.asarray(x).T, jnp.asarray(q).T)
+    reference = model._reference(jax.tree.map(jnp.asarray, start))
+    stats = model._statistics(reference, jnp.asarray(x).T, jnp.asarray(q).T)
     assert_tree_allclose(model.m_step(stats), expected, rtol=1e-9, atol=1e-12)
 
     got = m_step_gradient(model, start, q, x, LBFGS, num_steps=150)
