@@ -26,12 +26,10 @@ def fit(key, model, x, *, n_init: int = 1, init: str = "kmeans", max_iter: int =
 
     All restarts run in one compiled call (scikit-learn runs its ``n_init``
     one after another, each with its own overhead): the initializations are
-    vmapped, then ``lax.map`` runs EM from each start inside the same call,
-    each stopping at its own convergence. (Vmapping EM too was measured
-    slower on XLA's CPU backend: it runs every restart until the slowest one
-    converges, and its batched small matrix products run no faster than one
-    restart's at a time; see benchmarks/bench_em.py.) Each restart's key is
-    split from ``key``, so the same key gives the same fit.
+    vmapped, then EM runs from every start inside the same call, vmapped on
+    an accelerator and one start after another (``lax.map``) on the CPU,
+    where each then stops at its own convergence (``restart_batch``). Each
+    restart's key is split from ``key``, so the same key gives the same fit.
 
     Args:
       key: a ``jax.random`` key.
@@ -69,15 +67,28 @@ def fit_arguments(key, model, x, *, n_init, init, max_iter, tol, sample_weight, 
     weights = v.check_sample_weight(sample_weight, x.shape[0])
     check_enough_points(model, x, weights)
     weights = jnp.ones(x.shape[0], x.dtype) if weights is None else weights.astype(x.dtype)
-    static = {"model": model, "n_init": n_init, "init": init, "max_iter": max_iter, "chunk_size": chunk_size}
+    static = {"model": model, "n_init": n_init, "init": init, "max_iter": max_iter, "chunk_size": chunk_size,
+              "batch": restart_batch(n_init)}
     return static, (key, x, weights, jnp.asarray(tol, x.dtype))
 
 
-@functools.partial(jax.jit, static_argnames=("model", "n_init", "init", "max_iter", "chunk_size"))
-def _fit(key, x, weights, tol, *, model, n_init, init, max_iter, chunk_size):
+def restart_batch(n_init: int) -> int:
+    """How many EM runs ``fit`` vmaps together: all ``n_init`` on an accelerator, one on the CPU.
+
+    On XLA's CPU backend vmapped EM runs were measured slower than one after
+    another (benchmarks/bench_em.py): a vmapped ``while_loop`` runs every
+    restart until the slowest converges, and the batched small matrix products
+    run no faster than one restart's at a time on two cores.
+    """
+    return 1 if jax.default_backend() == "cpu" else n_init
+
+
+@functools.partial(jax.jit, static_argnames=("model", "n_init", "init", "max_iter", "chunk_size", "batch"))
+def _fit(key, x, weights, tol, *, model, n_init, init, max_iter, chunk_size, batch):
     keys = jax.random.split(key, n_init)
     starts = jax.vmap(lambda k: _init.initial_params(model, k, x, weights, init))(keys)
-    results = jax.lax.map(lambda params: run_em(model, params, x, weights, tol, max_iter, chunk_size), starts)
+    results = jax.lax.map(lambda params: run_em(model, params, x, weights, tol, max_iter, chunk_size), starts,
+                          batch_size=None if batch == 1 else batch)
     final = jnp.where(jnp.isnan(results.log_likelihood), -jnp.inf, results.log_likelihood)
     best = jax.tree_util.tree_map(lambda leaf: leaf[jnp.argmax(final)], results)
     return FitResult(best, results.log_likelihood)
