@@ -1,8 +1,7 @@
-"""Restarts: initialize (vmapped) and run EM from several starts in one compiled call."""
+"""Restarts: initialize and run EM from several starts in one compiled call."""
 
 from __future__ import annotations
 
-import functools
 from typing import NamedTuple
 
 import jax
@@ -10,7 +9,7 @@ import jax.numpy as jnp
 
 from jaxmix import _init
 from jaxmix import _validation as v
-from jaxmix.em import DEFAULT_CHUNK_SIZE, EMResult, check_enough_points, check_loop_args, run_em
+from jaxmix.em import DEFAULT_CHUNK_SIZE, EMProgram, EMResult, check_enough_points, check_loop_args, run_em
 
 
 class FitResult(NamedTuple):
@@ -24,12 +23,12 @@ def fit(key, model, x, *, n_init: int = 1, init: str = "kmeans", max_iter: int =
         sample_weight=None, chunk_size: int = DEFAULT_CHUNK_SIZE) -> FitResult:
     """Fit ``model`` to x by EM from ``n_init`` initializations; keep the best.
 
-    All restarts run in one compiled call (scikit-learn runs its ``n_init``
-    one after another, each with its own overhead): the initializations are
-    vmapped, then EM runs from every start inside the same call, vmapped on
-    an accelerator and one start after another (``lax.map``) on the CPU,
-    where each then stops at its own convergence (``restart_batch``). Each
-    restart's key is split from ``key``, so the same key gives the same fit.
+    All restarts (initialization and EM) run in one compiled call, where
+    scikit-learn runs its ``n_init`` one after another, each with its own
+    overhead: vmapped on an accelerator, one start after another
+    (``lax.map``) on the CPU, where each then stops at its own convergence
+    (``restart_batch``). Each restart's key is split from ``key``, so the
+    same key gives the same fit.
 
     Args:
       key: a ``jax.random`` key.
@@ -50,13 +49,13 @@ def fit(key, model, x, *, n_init: int = 1, init: str = "kmeans", max_iter: int =
     """
     static, dynamic = fit_arguments(key, model, x, n_init=n_init, init=init, max_iter=max_iter, tol=tol,
                                     sample_weight=sample_weight, chunk_size=chunk_size)
-    return _fit(*dynamic, **static)
+    return _fit.for_model(model)(*dynamic, **static)
 
 
 def fit_arguments(key, model, x, *, n_init, init, max_iter, tol, sample_weight, chunk_size):
     """Check ``fit``'s arguments: ``(static, dynamic)`` such that ``fit`` is ``_fit(*dynamic, **static)``.
 
-    Split so that a caller can lower the program (``_fit.lower(*dynamic, **static)``)
+    Split so that a caller can lower the program (``_fit.for_model(model).lower(*dynamic, **static)``)
     and compile it ahead of time, as ``select_components`` does for many models at once.
     """
     n_init = v.check_positive_int("n_init", n_init)
@@ -73,22 +72,26 @@ def fit_arguments(key, model, x, *, n_init, init, max_iter, tol, sample_weight, 
 
 
 def restart_batch(n_init: int) -> int:
-    """How many EM runs ``fit`` vmaps together: all ``n_init`` on an accelerator, one on the CPU.
+    """How many restarts ``fit`` vmaps together: all ``n_init`` on an accelerator, one on the CPU.
 
-    On XLA's CPU backend vmapped EM runs were measured slower than one after
+    On XLA's CPU backend vmapped restarts were measured slower than one after
     another (benchmarks/bench_em.py): a vmapped ``while_loop`` runs every
-    restart until the slowest converges, and the batched small matrix products
-    run no faster than one restart's at a time on two cores.
+    restart until the slowest converges, and batched small matrix products
+    run no faster than one restart's at a time on two cores (slower without
+    XLA's library fusions, see ``jaxmix.em``).
     """
     return 1 if jax.default_backend() == "cpu" else n_init
 
 
-@functools.partial(jax.jit, static_argnames=("model", "n_init", "init", "max_iter", "chunk_size", "batch"))
-def _fit(key, x, weights, tol, *, model, n_init, init, max_iter, chunk_size, batch):
-    keys = jax.random.split(key, n_init)
-    starts = jax.vmap(lambda k: _init.initial_params(model, k, x, weights, init))(keys)
-    results = jax.lax.map(lambda params: run_em(model, params, x, weights, tol, max_iter, chunk_size), starts,
-                          batch_size=None if batch == 1 else batch)
+def _fit_program(key, x, weights, tol, *, model, n_init, init, max_iter, chunk_size, batch):
+    def one_start(start_key):
+        params = _init.initial_params(model, start_key, x, weights, init)
+        return run_em(model, params, x, weights, tol, max_iter, chunk_size)
+
+    results = jax.lax.map(one_start, jax.random.split(key, n_init), batch_size=None if batch == 1 else batch)
     final = jnp.where(jnp.isnan(results.log_likelihood), -jnp.inf, results.log_likelihood)
     best = jax.tree_util.tree_map(lambda leaf: leaf[jnp.argmax(final)], results)
     return FitResult(best, results.log_likelihood)
+
+
+_fit = EMProgram(_fit_program, ("model", "n_init", "init", "max_iter", "chunk_size", "batch"))

@@ -74,7 +74,7 @@ def select_components(key, x, n_components=(1, 2, 3, 4, 5, 6), covariance_types=
     # Every candidate is its own program. Trace and lower them here (under the caller's JAX
     # configuration, x64 included), compile them side by side on a thread per core (XLA compiles
     # a program on one core, releasing the GIL), then run them.
-    lowered = [_fit.lower(*dynamic, **static) for static, dynamic in arguments]
+    lowered = [_fit.for_model(static["model"]).lower(*dynamic, **static) for static, dynamic in arguments]
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         compiled = list(pool.map(lambda program: program.compile(), lowered))
     fits = [program(*dynamic).best for program, (_, dynamic) in zip(compiled, arguments)]
