@@ -24,8 +24,6 @@ E-step layout of ``_mixture``:
   between covariances and free real arrays (log-Cholesky factors for full
   and tied, log variances for diag and spherical) for gradient fitting;
 - ``n_parameters(k, d)`` as scikit-learn counts them;
-- optionally ``library_fusions = False`` where its EM programs run faster
-  without XLA's CPU library fusions (``jaxmix.em``);
 - ``shape(k, d)`` and ``validate(cov, k, d)`` for the public boundary.
 """
 
@@ -96,7 +94,6 @@ def _from_log_cholesky(u):
 
 class Full:
     name = "full"
-    library_fusions = False  # its EM programs run faster without XLA's library fusions (em.py)
 
     @staticmethod
     def shape(k, d):

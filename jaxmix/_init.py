@@ -9,7 +9,6 @@ data's bounding box (the homework's "random centers").
 
 from __future__ import annotations
 
-import functools
 import math
 
 import jax
@@ -18,7 +17,7 @@ import jax.numpy as jnp
 from jaxmix import _validation as v
 from jaxmix._centroids import CentroidModel, first_argmin
 from jaxmix._distances import squared_distances
-from jaxmix.em import check_enough_points, run_em
+from jaxmix.em import EMProgram, check_enough_points, run_em
 from jaxmix.kmeans import KMeans, KMeansParams
 
 METHODS = ("kmeans++", "random_from_data", "random", "kmeans")
@@ -33,11 +32,6 @@ def init(model, key, x, method, sample_weight=None):
     check_enough_points(model, x, weights)
     weights = jnp.ones(x.shape[0], x.dtype) if weights is None else weights.astype(x.dtype)
     return _initial_params(model, key, x, weights, method)
-
-
-@functools.partial(jax.jit, static_argnames=("model", "method"))
-def _initial_params(model, key, x, weights, method):
-    return initial_params(model, key, x, weights, method)
 
 
 def initial_params(model, key, x, weights, method):
@@ -55,6 +49,9 @@ def initial_params(model, key, x, weights, method):
     counts = jnp.sum(wr, axis=1)
     reference = (wr @ x) / jnp.maximum(counts, jnp.finfo(x.dtype).tiny)[:, None]
     return model.m_step(model._statistics(reference, x.T, wr))
+
+
+_initial_params = EMProgram(initial_params, ("model", "method"))  # compiled as EM is (jaxmix.em)
 
 
 def initial_centers(key, x, k, method, weights):

@@ -35,7 +35,14 @@ import optax
 
 from jaxmix import _init
 from jaxmix import _validation as v
-from jaxmix.em import DEFAULT_CHUNK_SIZE, check_enough_points, check_loop_args, run_em
+from jaxmix.em import (
+    DEFAULT_CHUNK_SIZE,
+    EMProgram,
+    check_enough_points,
+    check_loop_args,
+    em_compiler_options,
+    run_em,
+)
 from jaxmix.gradient import _fit_gradient
 
 EM = "em"  # the method name of EM in a ComparisonResult
@@ -282,10 +289,12 @@ def compare_fits(key, model, x, *, optimizers: Mapping | None = None, n_starts: 
     return _summarize(runs, starts, atol)
 
 
-@functools.partial(jax.jit, static_argnames=("model", "n_starts", "init"))
-def _initializations(model, key, x, weights, n_starts, init):
+def _vmapped_initializations(model, key, x, weights, n_starts, init):
     keys = jax.random.split(key, n_starts)
     return jax.vmap(lambda start_key: _init.initial_params(model, start_key, x, weights, init))(keys)
+
+
+_initializations = EMProgram(_vmapped_initializations, ("model", "n_starts", "init"))
 
 
 def _em_starts(model, max_iter, chunk_size, params, x, weights, tol):
@@ -302,10 +311,11 @@ def _compile_and_time(loop, args, repeats):
     """Compile ``loop`` ahead of time, then run it ``repeats`` times: (output, compile s, fastest run s).
 
     ``loop`` is a fresh ``functools.partial`` on every call, so its jit has no
-    cached executable and the compile time is always the real one.
+    cached executable and the compile time is always the real one. EM and the
+    optimizers are compiled alike, with the options of ``fit_em``.
     """
     start = time.perf_counter()
-    compiled = jax.jit(loop).lower(*args).compile()
+    compiled = jax.jit(loop, compiler_options=em_compiler_options()).lower(*args).compile()
     compile_seconds = time.perf_counter() - start
     run_seconds = math.inf
     for _ in range(repeats):

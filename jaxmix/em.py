@@ -97,7 +97,7 @@ def fit_em(model, params, x, *, max_iter: int = 100, tol: float = 1e-3, sample_w
     check_enough_points(model, x, weights)
     params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, x.dtype), params)
     weights = jnp.ones(x.shape[0], x.dtype) if weights is None else weights.astype(x.dtype)
-    return _fit_em.for_model(model)(model, params, x, weights, jnp.asarray(tol, x.dtype), max_iter, chunk_size)
+    return _fit_em(model, params, x, weights, jnp.asarray(tol, x.dtype), max_iter, chunk_size)
 
 
 def check_loop_args(max_iter, tol):
@@ -153,43 +153,45 @@ def accumulate(model, params, xb, wb):
     return jax.lax.fori_loop(0, xb.shape[0], add_chunk, zeros)
 
 
-# XLA's CPU backend hands matrix products and reductions to XNNPACK-based "library fusions"
-# (jaxlib 0.10). For the full-covariance E-step they were measured slower: EM at
-# (N, D, K) = (100_000, 16, 16) took 40 ms per iteration with them and 25 ms without
-# (benchmarks/bench_em.py), while k-means and diagonal mixtures ran as fast or faster with
-# them. A family asks for programs without them by ``library_fusions = False``.
-WITHOUT_LIBRARY_FUSIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
+# XLA's CPU backend (jaxlib 0.10) hands matrix products, and fusions of elementwise ops and
+# reductions around them, to YNNPACK "library fusions". For EM the fused reductions were
+# measured slow: on (N, D, K) = (100_000, 16, 16) a full-covariance iteration took 22-31 ms
+# with all of them, 19-33 ms with none and 19-21 ms with matrix products alone; restarts at
+# (20_000, 8, 8) 212-425, 172-205 and 147-152 ms; one k-means++ run at 20_000 points 8.2,
+# 2.0 and 2.4 ms (interleaved runs in one process). Other families ran alike within noise. So
+# EM programs hand XLA's library only individual matrix products (benchmarks/bench_em.py).
+EM_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
 
 
 @functools.cache
 def em_compiler_options() -> dict | None:
-    """``WITHOUT_LIBRARY_FUSIONS`` if this jaxlib knows the option, else None (checked once)."""
+    """``EM_COMPILER_OPTIONS`` if this jaxlib knows the option, else None (checked once)."""
     try:
-        jax.jit(lambda a: a, compiler_options=WITHOUT_LIBRARY_FUSIONS).lower(0.0).compile()
+        jax.jit(lambda a: a, compiler_options=EM_COMPILER_OPTIONS).lower(0.0).compile()
     except jax.errors.JaxRuntimeError:
         return None
-    return WITHOUT_LIBRARY_FUSIONS
+    return EM_COMPILER_OPTIONS
 
 
 class EMProgram:
-    """``jax.jit(fn, static_argnames=...)``, one per choice of library fusions, built at first use.
+    """``jax.jit(fn, static_argnames=..., compiler_options=em_compiler_options())``, built at first call.
 
-    ``for_model(model)`` is the jitted function for ``model``: compiled with
-    ``em_compiler_options()`` when the family sets ``library_fusions = False``
-    (the option check compiles a tiny program, so it waits until EM first runs).
+    Built lazily because the option check compiles a tiny program, which
+    should wait until EM first runs (not happen at import). Called under a
+    caller's own jit, where JAX accepts no compiler options, it is a plain
+    nested jit and the caller's options apply.
     """
 
     def __init__(self, fn, static_argnames):
         self.fn, self.static_argnames = fn, static_argnames
-        self._jitted = {}
+        self.nested = jax.jit(fn, static_argnames=static_argnames)
 
-    def for_model(self, model):
-        library_fusions = getattr(model, "library_fusions", True)
-        if library_fusions not in self._jitted:
-            options = None if library_fusions else em_compiler_options()
-            self._jitted[library_fusions] = jax.jit(self.fn, static_argnames=self.static_argnames,
-                                                    compiler_options=options)
-        return self._jitted[library_fusions]
+    @functools.cached_property
+    def jitted(self):
+        return jax.jit(self.fn, static_argnames=self.static_argnames, compiler_options=em_compiler_options())
+
+    def __call__(self, *args, **kwargs):
+        return (self.jitted if v.is_concrete(args, kwargs) else self.nested)(*args, **kwargs)
 
 
 def _fit_em_program(model, params, x, weights, tol, max_iter, chunk_size):

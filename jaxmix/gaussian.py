@@ -88,11 +88,6 @@ class GaussianMixture(Mixture):
     def _cov(self):
         return COVARIANCE_TYPES[self.covariance_type]
 
-    @property
-    def library_fusions(self) -> bool:
-        """Whether the EM programs keep XLA's CPU library fusions (see ``jaxmix.em``)."""
-        return getattr(self._cov, "library_fusions", True)
-
     def _check_params(self, params) -> GaussianMixtureParams:
         if not isinstance(params, GaussianMixtureParams):
             raise TypeError(f"params must be a GaussianMixtureParams, got {type(params).__name__}.")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
@@ -12,7 +11,7 @@ import numpy as np
 
 from jaxmix import _validation as v
 from jaxmix.em import DEFAULT_CHUNK_SIZE
-from jaxmix.fit import _fit, fit_arguments
+from jaxmix.fit import _fit, fit_arguments, usable_cores
 from jaxmix.gaussian import GaussianMixture
 
 
@@ -72,12 +71,14 @@ def select_components(key, x, n_components=(1, 2, 3, 4, 5, 6), covariance_types=
         for candidate_key, model in zip(jax.random.split(key, len(models)), models)
     ]
     # Every candidate is its own program. Trace and lower them here (under the caller's JAX
-    # configuration, x64 included), compile them side by side on a thread per core (XLA compiles
-    # a program on one core, releasing the GIL), then run them.
-    lowered = [_fit.for_model(static["model"]).lower(*dynamic, **static) for static, dynamic in arguments]
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+    # configuration, x64 included), then compile them, and run them, side by side on a thread per
+    # core (XLA compiles a program on one core and keeps about one busy running a moderate one,
+    # releasing the GIL; see jaxmix.fit.restart_plan).
+    lowered = [_fit.jitted.lower(*dynamic, **static) for static, dynamic in arguments]
+    with ThreadPoolExecutor(max_workers=usable_cores()) as pool:
         compiled = list(pool.map(lambda program: program.compile(), lowered))
-    fits = [program(*dynamic).best for program, (_, dynamic) in zip(compiled, arguments)]
+        results = pool.map(lambda program, args: jax.block_until_ready(program(*args[1])), compiled, arguments)
+        fits = [result.best for result in results]
     # best.log_likelihood is the mean log-likelihood of the returned parameters (fit's final E-step).
     log_likelihood = np.array([float(result.log_likelihood) for result in fits])
     p = np.array([model.n_parameters(d) for model in models])

@@ -2,7 +2,7 @@
 
 What is checked against what:
 
-- ``fit`` with ``n_init`` restarts (one compiled call) against separate ``fit_em`` runs from
+- ``fit`` with ``n_init`` restarts (on each of its paths) against separate ``fit_em`` runs from
   ``model.init`` with the keys ``jax.random.split(key, n_init)``: every restart's
   log-likelihood agrees, and the kept fit is never worse than any of them
   (``best.log_likelihood == max(restart_log_likelihoods)``, and ``best.params``
@@ -68,11 +68,20 @@ def numpy_score(name, params, x):
     return -float(np.mean(np.min(np.sum((x[:, None, :] - centers[None]) ** 2, axis=-1), axis=1)))
 
 
-@pytest.mark.parametrize("vmapped", [False, True], ids=["backend-default", "vmapped-em"])
+# Every way fit can run its restarts, whatever this machine would choose (jaxmix.fit.restart_plan):
+# a single-start program on two threads (CPUs), one program running them one after another (inside
+# a caller's jit), one program running them vmapped (accelerators).
+RESTART_PLANS = {
+    "threads": lambda n_init: (1, min(n_init, 2)),
+    "one-call": lambda n_init: (1, 1),
+    "vmapped": lambda n_init: (n_init, 1),
+}
+
+
+@pytest.mark.parametrize("plan", RESTART_PLANS)
 @pytest.mark.parametrize(("name", "method", "x"), RESTART_CASES, ids=["gmm-full", "kmeans"])
-def test_best_restart_is_never_worse_than_any_single_run(x64, monkeypatch, name, method, x, vmapped):
-    if vmapped:  # the accelerator path (all EM runs vmapped together), exercised on the CPU too
-        monkeypatch.setattr(sys.modules["jaxmix.fit"], "restart_batch", lambda n_init: n_init)
+def test_best_restart_is_never_worse_than_any_single_run(x64, monkeypatch, name, method, x, plan):
+    monkeypatch.setattr(sys.modules["jaxmix.fit"], "restart_plan", RESTART_PLANS[plan])
     model, _ = family(name)
     key = jax.random.key(3)
     result = fit(key, model, x, n_init=N_INIT, init=method, max_iter=MAX_ITER, tol=0.0)
@@ -101,6 +110,16 @@ def test_same_key_gives_identical_results(x64):
     second = fit(jax.random.key(11), model, x, **kwargs)
     for a, b in zip(jax.tree_util.tree_leaves(first), jax.tree_util.tree_leaves(second)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_fit_inside_a_callers_jit_equals_fit(x64):
+    # Traced arguments take the one-call program (no threads, no compiler options).
+    model, _ = family("kmeans")
+    kwargs = {"n_init": N_INIT, "init": "random", "max_iter": MAX_ITER, "tol": 0.0}
+    inside = jax.jit(lambda key, x: fit(key, model, x, **kwargs))(jax.random.key(4), X_HEX)
+    outside = fit(jax.random.key(4), model, X_HEX, **kwargs)
+    np.testing.assert_allclose(inside.restart_log_likelihoods, outside.restart_log_likelihoods, rtol=1e-12)
+    np.testing.assert_allclose(inside.best.params.centers, outside.best.params.centers, rtol=1e-12)
 
 
 def _is_data_row(centers, x):
