@@ -82,12 +82,13 @@ def restart_plan(n_init: int) -> tuple[int, int]:
 
     On an accelerator ``(n_init, 1)``: one call, every restart vmapped. On
     the CPU ``(1, min(n_init, cores))``: a single-start program run on a
-    thread per core. Measured at (N, D, K) = (20_000, 8, 8), 8 restarts of
-    10 iterations (benchmarks/bench_em.py): one after another 137-178 ms,
-    vmapped 185-198 ms, two at a time 82-99 ms. XLA's CPU backend keeps one
-    core busy with one restart of that size, batched small matrix products
-    run no faster than one restart's at a time, and a vmapped
-    ``while_loop`` runs every restart until the slowest converges.
+    thread per core. XLA's CPU backend keeps about one core busy with one
+    restart of a moderate problem, batched small matrix products run no
+    faster than one restart's at a time, and a vmapped ``while_loop`` runs
+    every restart until the slowest converges. Measured on two cores at
+    (N, D, K) = (20_000, 8, 8), 8 restarts of 10 iterations: one after
+    another 137-206 ms, vmapped 185-198 ms, on two threads 82-129 ms
+    (benchmarks/README.md has the benchmark's figures).
     """
     if jax.default_backend() != "cpu":
         return n_init, 1
@@ -111,8 +112,9 @@ def run_restarts(static, dynamic) -> FitResult:
     if workers == 1 or not v.is_concrete(dynamic):
         return _fit(*dynamic, **static)
     program = _fit.jitted.lower(keys[:1], *data, **static).compile()
+    starts = [keys[i:i + 1] for i in range(keys.shape[0])]
     with ThreadPoolExecutor(workers) as pool:
-        fits = list(pool.map(lambda start: jax.block_until_ready(program(start[None], *data)), keys))
+        fits = list(pool.map(lambda start: jax.block_until_ready(program(start, *data)), starts))
     final = jnp.concatenate([single.restart_log_likelihoods for single in fits])
     return FitResult(fits[int(best_index(final))].best, final)
 
