@@ -7,6 +7,7 @@ What is checked against what:
   log-likelihood agrees, and the kept fit is never worse than any of them
   (``best.log_likelihood == max(restart_log_likelihoods)``, and ``best.params``
   score that value when rescored in numpy/scipy).
+- hypothesis: on random data and keys, ``fit`` is never worse than any of its restarts run alone.
 - The same key gives bit-identical results.
 - Every init method gives valid parameters for every family (checked by the
   public validation at ``fit_em``'s boundary, a finite EM run from them, and what
@@ -21,6 +22,8 @@ import sys
 import jax
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
 
@@ -101,6 +104,23 @@ def test_best_restart_is_never_worse_than_any_single_run(x64, monkeypatch, name,
     assert best >= np.max(singles) - 1e-9 * abs(best)
     # The kept parameters are the ones that score the kept log-likelihood (rescored in numpy).
     np.testing.assert_allclose(numpy_score(name, result.best.params, x), best, rtol=1e-10)
+
+
+@given(data_seed=st.integers(0, 2**31 - 1), key_seed=st.integers(0, 2**31 - 1))
+def test_fit_is_never_worse_than_any_of_its_restarts_run_alone(data_seed, key_seed):
+    # hypothesis: on random data and keys, each restart of fit equals fit_em from model.init with that
+    # restart's key, and the kept fit scores at least as high as every one of them.
+    with jax.enable_x64(True):
+        model, _ = family("gmm-full")
+        x, key = blobs(data_seed), jax.random.key(key_seed)
+        result = fit(key, model, x, n_init=N_INIT, init="random_from_data", max_iter=MAX_ITER, tol=0.0)
+        singles = np.array([
+            float(fit_em(model, model.init(start, x, "random_from_data"), x, max_iter=MAX_ITER, tol=0.0)
+                  .log_likelihood)
+            for start in jax.random.split(key, N_INIT)])
+        np.testing.assert_allclose(result.restart_log_likelihoods, singles, rtol=1e-8)
+        best = float(result.best.log_likelihood)
+        assert best >= np.max(singles) - 1e-9 * abs(best)
 
 
 def test_same_key_gives_identical_results(x64):
