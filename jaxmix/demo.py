@@ -399,8 +399,10 @@ means {_CLUSTER_VALUES["means"]}, standard deviations along and across the long 
 angle to the x_1 axis: {shapes}. They are fitted with
 `jaxmix.fit(key, GaussianMixture(3, "full"), x, n_init={_N_INIT})`: {_N_INIT} restarts, each
 initialized by k-means (k-means++ seeding, then Lloyd steps) and run by EM (MATH.md section 5)
-until the mean log-likelihood changes by less than tol = 1e-3; the restarts run side by side
-(one compiled program; a core each on a CPU, vmapped on an accelerator) and the best is kept. Their final mean log-likelihoods: {restarts}.
+until the mean log-likelihood changes by less than tol = 1e-3; the restarts run from one
+compiled program (on a CPU, data this small runs them one after another in one call; larger data
+runs them a core each; an accelerator vmaps them) and the best is kept.
+Their final mean log-likelihoods: {restarts}.
 
 Left: each point coloured by its most probable fitted component (`predict`), with the ellipses
 (x - mu_j)^T Sigma_j^-1 (x - mu_j) = 1 and 4 of the fitted covariances (1 and 2 sigma; in 2-D

@@ -221,7 +221,8 @@ def run_em(model, params, x, weights, tol, max_iter, chunk_size=DEFAULT_CHUNK_SI
         stats, total = accumulate(model, params, xb, wb)
         log_likelihood = total / total_weight
         final = converged | (i == max_iter)  # EM has stopped: this E-step only scores params
-        params = jax.tree_util.tree_map(lambda old, new: jnp.where(final, old, new), params, model.m_step(stats))
+        params = jax.tree_util.tree_map(lambda kept, new: jnp.where(final, kept, new),
+                                        params, model.m_step(stats))
         history = jnp.where(final, history, history.at[jnp.minimum(i, max_iter - 1)].set(log_likelihood))
         converged = converged | (~final & (jnp.abs(log_likelihood - previous) < tol))
         return jnp.where(final, i, i + 1), params, log_likelihood, history, converged, final

@@ -30,7 +30,9 @@ def fit(key, model, x, *, n_init: int = 1, init: str = "kmeans", max_iter: int =
     CPU they run side by side, one per core, each stopping at its own
     convergence: XLA keeps about one core busy with one restart of a
     moderate problem, and a vmapped ``while_loop`` would run every restart
-    until the slowest converges (``restart_plan``). Restart i starts from
+    until the slowest converges. Small problems, where starting threads
+    costs more than a restart, run one after another in one call
+    (``restart_plan``). Restart i starts from
     ``jax.random.split(key, n_init)[i]``, so the same key gives the same fit
     on every path.
 
@@ -72,26 +74,38 @@ def fit_arguments(key, model, x, *, n_init, init, max_iter, tol, sample_weight, 
     weights = v.check_sample_weight(sample_weight, x.shape[0])
     check_enough_points(model, x, weights)
     weights = jnp.ones(x.shape[0], x.dtype) if weights is None else weights.astype(x.dtype)
-    batch, _ = restart_plan(n_init)
+    batch, _ = restart_plan(n_init, x.size * model.n_components)
     static = {"model": model, "init": init, "max_iter": max_iter, "chunk_size": chunk_size, "batch": batch}
     return static, (jax.random.split(key, n_init), x, weights, jnp.asarray(tol, x.dtype))
 
 
-def restart_plan(n_init: int) -> tuple[int, int]:
+# Below this much work per E-step (N * D * K), restarts on a CPU run one after another in one
+# call: on two cores, 8 restarts of 10 iterations took, one call / a thread per core, 3.1 / 8.1 ms
+# at (N, D, K) = (500, 2, 3), 20 / 25 ms at (2_000, 8, 8), 52 / 36 ms at (5_000, 8, 8) and
+# 273 / 124 ms at (20_000, 8, 8).
+THREADED_RESTARTS_MIN_WORK = 2**18
+
+
+def restart_plan(n_init: int, work: int) -> tuple[int, int]:
     """``(batch, workers)``: restarts vmapped together in one call, and calls run side by side.
 
-    On an accelerator ``(n_init, 1)``: one call, every restart vmapped. On
-    the CPU ``(1, min(n_init, cores))``: a single-start program run on a
-    thread per core. XLA's CPU backend keeps about one core busy with one
-    restart of a moderate problem, batched small matrix products run no
-    faster than one restart's at a time, and a vmapped ``while_loop`` runs
-    every restart until the slowest converges. Measured on two cores at
-    (N, D, K) = (20_000, 8, 8), 8 restarts of 10 iterations: one after
-    another 137-206 ms, vmapped 185-198 ms, on two threads 82-129 ms
+    ``work`` is N * D * K, the size of one E-step. On an accelerator
+    ``(n_init, 1)``: one call, every restart vmapped. On the CPU
+    ``(1, min(n_init, cores))``: a single-start program run on a thread per
+    core, or ``(1, 1)``, one call running the restarts one after another,
+    for work below ``THREADED_RESTARTS_MIN_WORK``, where a thread's start
+    and a call's dispatch cost more than a restart. XLA's CPU backend keeps
+    about one core busy with one restart of a moderate problem, batched small
+    matrix products run no faster than one restart's at a time, and a
+    vmapped ``while_loop`` runs every restart until the slowest converges:
+    at (20_000, 8, 8), 8 restarts of 10 iterations took 137-206 ms one after
+    another, 185-198 ms vmapped and 82-129 ms on two threads
     (benchmarks/README.md has the benchmark's figures).
     """
     if jax.default_backend() != "cpu":
         return n_init, 1
+    if work < THREADED_RESTARTS_MIN_WORK:
+        return 1, 1
     return 1, min(n_init, usable_cores())
 
 
@@ -108,7 +122,7 @@ def run_restarts(static, dynamic) -> FitResult:
     under the caller's JAX configuration (x64 included), before any thread runs it.
     """
     keys, *data = dynamic
-    _, workers = restart_plan(keys.shape[0])
+    _, workers = restart_plan(keys.shape[0], data[0].size * static["model"].n_components)
     if workers == 1 or not v.is_concrete(dynamic):
         return _fit(*dynamic, **static)
     program = _fit.jitted.lower(keys[:1], *data, **static).compile()

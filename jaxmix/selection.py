@@ -77,8 +77,8 @@ def select_components(key, x, n_components=(1, 2, 3, 4, 5, 6), covariance_types=
     lowered = [_fit.jitted.lower(*dynamic, **static) for static, dynamic in arguments]
     with ThreadPoolExecutor(max_workers=usable_cores()) as pool:
         compiled = list(pool.map(lambda program: program.compile(), lowered))
-        results = pool.map(lambda program, args: jax.block_until_ready(program(*args[1])), compiled, arguments)
-        fits = [result.best for result in results]
+        runs = pool.map(lambda program, args: jax.block_until_ready(program(*args[1])), compiled, arguments)
+        fits = [result.best for result in runs]
     # best.log_likelihood is the mean log-likelihood of the returned parameters (fit's final E-step).
     log_likelihood = np.array([float(result.log_likelihood) for result in fits])
     p = np.array([model.n_parameters(d) for model in models])

@@ -492,7 +492,7 @@ def spectral_clustering(key, x, n_clusters: int, *, affinity: str = "rbf", n_nei
     exp(-gamma d^2) when gamma is given). The embedding is ``spectral_embedding`` with
     n_components = n_clusters (eigh up to 2,048 points, LOBPCG above) of the ``laplacian`` kind;
     its rows are clustered by ``KMeans(n_clusters)`` with ``n_init`` k-means++ restarts
-    (``jaxmix.fit``: side by side, a core each on a CPU; vmapped on an accelerator). ``predict`` extends the result to new points.
+    (``jaxmix.fit``). ``predict`` extends the result to new points.
 
     ``n_neighbors=None`` takes max(10, ceil(log2 m)) neighbours (10, scikit-learn's default, up
     to m = 1,024; 20 at m = 10^6). A kNN graph needs k of order log m to stay connected, and on

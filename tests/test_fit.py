@@ -75,9 +75,9 @@ def numpy_score(name, params, x):
 # a single-start program on two threads (CPUs), one program running them one after another (inside
 # a caller's jit), one program running them vmapped (accelerators).
 RESTART_PLANS = {
-    "threads": lambda n_init: (1, min(n_init, 2)),
-    "one-call": lambda n_init: (1, 1),
-    "vmapped": lambda n_init: (n_init, 1),
+    "threads": lambda n_init, work: (1, min(n_init, 2)),
+    "one-call": lambda n_init, work: (1, 1),
+    "vmapped": lambda n_init, work: (n_init, 1),
 }
 
 
