@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import jax
@@ -11,6 +9,7 @@ import jax.numpy as jnp
 
 from jaxmix import _init
 from jaxmix import _validation as v
+from jaxmix._threads import run_side_by_side, usable_cores
 from jaxmix.em import DEFAULT_CHUNK_SIZE, EMProgram, EMResult, check_enough_points, check_loop_args, run_em
 
 
@@ -109,26 +108,21 @@ def restart_plan(n_init: int, work: int) -> tuple[int, int]:
     return 1, min(n_init, usable_cores())
 
 
-def usable_cores() -> int:
-    """The CPU cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 def run_restarts(static, dynamic) -> FitResult:
     """``fit`` from checked arguments: the program once, or one call per restart on a thread per core.
 
     Inside a caller's jit (traced arguments) the program runs its restarts
     one after another. The single-start program is lowered and compiled here,
-    under the caller's JAX configuration (x64 included), before any thread runs it.
+    under the caller's JAX configuration (x64 included), before any thread runs it;
+    a program that may not run beside another (``jaxmix._threads``: a full or tied
+    covariance's LAPACK kernels) runs its starts one call after another.
     """
     keys, *data = dynamic
     _, workers = restart_plan(keys.shape[0], data[0].size * static["model"].n_components)
     if workers == 1 or not v.is_concrete(dynamic):
         return _fit(*dynamic, **static)
     program = _fit.jitted.lower(keys[:1], *data, **static).compile()
-    starts = [keys[i:i + 1] for i in range(keys.shape[0])]
-    with ThreadPoolExecutor(workers) as pool:
-        fits = list(pool.map(lambda start: jax.block_until_ready(program(start, *data)), starts))
+    fits = run_side_by_side([(program, (keys[i:i + 1], *data)) for i in range(keys.shape[0])], workers)
     final = jnp.concatenate([single.restart_log_likelihoods for single in fits])
     return FitResult(fits[int(best_index(final))].best, final)
 

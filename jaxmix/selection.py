@@ -11,7 +11,8 @@ import numpy as np
 
 from jaxmix import _validation as v
 from jaxmix.em import DEFAULT_CHUNK_SIZE
-from jaxmix.fit import _fit, fit_arguments, usable_cores
+from jaxmix._threads import run_side_by_side, usable_cores
+from jaxmix.fit import _fit, fit_arguments
 from jaxmix.gaussian import GaussianMixture
 
 
@@ -71,14 +72,16 @@ def select_components(key, x, n_components=(1, 2, 3, 4, 5, 6), covariance_types=
         for candidate_key, model in zip(jax.random.split(key, len(models)), models)
     ]
     # Every candidate is its own program. Trace and lower them here (under the caller's JAX
-    # configuration, x64 included), then compile them, and run them, side by side on a thread per
+    # configuration, x64 included), then compile them side by side, and run them on a thread per
     # core (XLA compiles a program on one core and keeps about one busy running a moderate one,
     # releasing the GIL; see jaxmix.fit.restart_plan).
+    # Programs that may not run beside another (jaxmix._threads) run alone.
     lowered = [_fit.jitted.lower(*dynamic, **static) for static, dynamic in arguments]
     with ThreadPoolExecutor(max_workers=usable_cores()) as pool:
         compiled = list(pool.map(lambda program: program.compile(), lowered))
-        runs = pool.map(lambda program, args: jax.block_until_ready(program(*args[1])), compiled, arguments)
-        fits = [result.best for result in runs]
+    runs = run_side_by_side([(program, dynamic) for program, (_, dynamic) in zip(compiled, arguments)],
+                            usable_cores())
+    fits = [result.best for result in runs]
     # best.log_likelihood is the mean log-likelihood of the returned parameters (fit's final E-step).
     log_likelihood = np.array([float(result.log_likelihood) for result in fits])
     p = np.array([model.n_parameters(d) for model in models])
