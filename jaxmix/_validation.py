@@ -22,12 +22,19 @@ def is_concrete(*arrays) -> bool:
     return not any(isinstance(leaf, jax.core.Tracer) for leaf in leaves)
 
 
-def check_positive_int(name: str, value, minimum: int = 1) -> int:
-    """An int >= minimum (bools rejected), for static configuration."""
+# The largest loop length a compiled loop accepts: counters are int32, and a fit's history is
+# one float per iteration (4 * 10**7 bytes in float32 at this bound).
+MAX_ITERATIONS = 10**7
+
+
+def check_positive_int(name: str, value, minimum: int = 1, maximum: int | None = None) -> int:
+    """An int in [minimum, maximum] (bools rejected), for static configuration."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}.")
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}.")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {value}.")
     return int(value)
 
 
@@ -45,25 +52,51 @@ def check_nonnegative_float(name: str, value) -> float:
     return float(value)
 
 
-def as_float_array(name: str, value) -> jax.Array:
-    """Convert to a floating JAX array; reject non-numeric input with a TypeError.
+def working_dtype(dtype) -> np.dtype:
+    """The float dtype jaxmix computes in for input of ``dtype``.
 
-    Integer and boolean input is promoted to the default float dtype
-    (float32, or float64 with ``jax_enable_x64``).
+    Floats of 32 bits or more keep their dtype (float64 becomes float32 unless
+    ``jax_enable_x64`` is on, as everywhere in JAX); float16 and bfloat16 are
+    computed in float32; integers and booleans in the default float dtype.
     """
-    if isinstance(value, jax.core.Tracer):
+    if jnp.issubdtype(dtype, jnp.floating):
+        return np.dtype(np.float32) if jnp.finfo(dtype).bits < 32 else jax.dtypes.canonicalize_dtype(dtype)
+    return jax.dtypes.canonicalize_dtype(np.float64)
+
+
+def as_float_array(name: str, value) -> jax.Array:
+    """Convert to a JAX array of the working float dtype (``working_dtype``).
+
+    Non-JAX input is converted on the host (NumPy), so integers are never
+    wrapped through int32 on the way: int64 timestamps of 1.7e12 become the
+    nearest float. Values beyond the working dtype's range raise a
+    ``ValueError``; complex, string or object input a ``TypeError``. A tracer
+    is cast without value checks.
+    """
+    if isinstance(value, (jax.Array, jax.core.Tracer)):
         arr = value
     else:
         try:
-            arr = jnp.asarray(value)
-        except (TypeError, ValueError) as err:
+            arr = np.asarray(value)
+            if arr.dtype == object:  # e.g. Python ints beyond int64
+                arr = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError, OverflowError) as err:
             raise TypeError(f"{name} must be a numeric array, got {type(value).__name__}.") from err
     if not (jnp.issubdtype(arr.dtype, jnp.floating) or jnp.issubdtype(arr.dtype, jnp.integer)
-            or arr.dtype == jnp.bool_):
+            or arr.dtype == np.bool_):
         raise TypeError(f"{name} must have a real numeric dtype, got {arr.dtype}.")
-    if not jnp.issubdtype(arr.dtype, jnp.floating):
-        arr = arr.astype(jnp.result_type(float))
-    return arr
+    dtype = working_dtype(arr.dtype)
+    if isinstance(arr, np.ndarray):
+        with np.errstate(over="ignore", invalid="ignore"):
+            converted = arr.astype(dtype)
+        if converted.size and np.any(np.isinf(converted) & np.isfinite(arr)):
+            raise ValueError(
+                f"{name} holds values beyond the range of {dtype} (largest magnitude "
+                f"{float(np.max(np.abs(arr[np.isfinite(arr)]))):.3g}); rescale the data, or compute in "
+                'float64 with jax.config.update("jax_enable_x64", True).'
+            )
+        return jnp.asarray(converted)
+    return arr if arr.dtype == dtype else arr.astype(dtype)
 
 
 def host_values(arr):
@@ -95,6 +128,8 @@ def check_data(x, n_features: int | None = None, name: str = "x") -> jax.Array:
         )
     if x.shape[0] < 1:
         raise ValueError(f"{name} must hold at least one sample, got shape {x.shape}.")
+    if x.shape[1] < 1:
+        raise ValueError(f"{name} must hold at least one feature, got shape {x.shape}.")
     if n_features is not None and x.shape[1] != n_features:
         raise ValueError(
             f"{name} has {x.shape[1]} feature(s) but the parameters have {n_features}; "
@@ -109,24 +144,38 @@ def check_shape(name: str, arr, shape: tuple) -> None:
         raise ValueError(f"{name} must have shape {tuple(shape)}, got {tuple(arr.shape)}.")
 
 
+def check_simplex(name: str, value) -> jax.Array:
+    """Probabilities along the last axis: finite, non-negative, summing to one; the converted array.
+
+    The sums may miss one by K max(1000 eps, 2 eps_in): eps of the working
+    dtype and eps_in of the dtype given (float16 rounding of K entries).
+    """
+    input_dtype = np.asarray(value).dtype if not isinstance(value, (jax.Array, jax.core.Tracer)) else value.dtype
+    arr = as_float_array(name, value)
+    check_finite(name, arr)
+    a = host_values(arr)
+    if a is not None and a.size:
+        if np.any(a < 0):
+            raise ValueError(f"{name} must be non-negative, got min {a.min()}.")
+        k = a.shape[-1]
+        eps_in = float(jnp.finfo(input_dtype).eps) if jnp.issubdtype(input_dtype, jnp.floating) else 0.0
+        tol = k * max(1000 * float(np.finfo(a.dtype).eps), 2 * eps_in)
+        err = float(np.max(np.abs(np.sum(a, axis=-1, dtype=np.float64) - 1.0)))
+        if err > tol:
+            where = "" if a.ndim == 1 else "each row of "
+            raise ValueError(
+                f"{where}{name} must sum to one (within {tol:.1e}); it is off by {err:.3g}. Normalize with "
+                f"{name} / {name}.sum(axis=-1, keepdims=True)."
+            )
+    return arr
+
+
 def check_weights(weights) -> jax.Array:
     """Mixture weights: a finite vector of non-negative entries summing to one."""
-    weights = as_float_array("weights", weights)
-    if weights.ndim != 1 or weights.shape[0] < 1:
-        raise ValueError(f"weights must be a 1-D array of shape (n_components,), got shape {weights.shape}.")
-    check_finite("weights", weights)
-    w = host_values(weights)
-    if w is not None:
-        if np.any(w < 0):
-            raise ValueError(f"weights must be non-negative, got min {w.min()}.")
-        total = float(np.sum(w, dtype=np.float64))
-        tol = 1000 * float(np.finfo(w.dtype).eps) * max(1, w.shape[0])
-        if abs(total - 1.0) > tol:
-            raise ValueError(
-                f"weights must sum to one (within {tol:.1e}), got sum {total!r}; normalize them with "
-                "weights / weights.sum()."
-            )
-    return weights
+    shape = np.shape(weights)
+    if len(shape) != 1 or shape[0] < 1:
+        raise ValueError(f"weights must be a 1-D array of shape (n_components,), got shape {shape}.")
+    return check_simplex("weights", weights)
 
 
 def check_positive(name: str, arr) -> None:
