@@ -26,6 +26,7 @@ import dataclasses
 import functools
 import math
 import time
+from collections.abc import Iterable
 from typing import Callable, NamedTuple
 
 import jax
@@ -132,13 +133,16 @@ class VAE:
     def __post_init__(self):
         v.check_positive_int("n_features", self.n_features)
         v.check_positive_int("latent_dim", self.latent_dim)
+        if isinstance(self.hidden_sizes, (str, bytes)) or not isinstance(self.hidden_sizes, Iterable):
+            raise TypeError(f"hidden_sizes must be a sequence of ints such as (128,) or (), got "
+                            f"{type(self.hidden_sizes).__name__} {self.hidden_sizes!r}.")
         object.__setattr__(self, "hidden_sizes", tuple(
-            v.check_positive_int("hidden_sizes", size) for size in self.hidden_sizes))
-        v.check_choice("decoder", self.decoder, DECODERS)
+            v.check_positive_int(f"hidden_sizes[{i}]", size) for i, size in enumerate(self.hidden_sizes)))
+        _check_option("decoder", self.decoder, DECODERS)
         if self.n_components is not None:
             v.check_positive_int("n_components", self.n_components)
-        v.check_choice("prior_covariance", self.prior_covariance, PRIOR_COVARIANCES)
-        v.check_choice("activation", self.activation, ACTIVATIONS)
+        _check_option("prior_covariance", self.prior_covariance, PRIOR_COVARIANCES)
+        _check_option("activation", self.activation, ACTIVATIONS)
         if self.decoder_std is not None:
             if self.decoder != "gaussian":
                 raise ValueError(f"decoder_std applies to the Gaussian decoder only; got decoder_std="
@@ -152,6 +156,13 @@ class VAE:
         if self.n_components is None:
             return None
         return GaussianMixture(self.n_components, covariance_type=self.prior_covariance)
+
+
+def _check_option(name, value, options) -> None:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, one of {sorted(options)}, got {type(value).__name__} "
+                        f"{value!r}.")
+    v.check_choice(name, value, options)
 
 
 class VAEParams(NamedTuple):
@@ -171,7 +182,10 @@ def init(key, model: VAE, dtype=None) -> VAEParams:
     """Initial parameters: LeCun-normal weights, zero biases (so q starts at sigma = 1), sigma = 1 for a
     learned Gaussian decoder, and a mixture prior with equal weights, identity covariances and N(0, I) means."""
     _check_model(model)
-    return _init(key, model, jnp.dtype(jnp.result_type(float) if dtype is None else dtype))
+    dtype = jnp.dtype(jnp.result_type(float) if dtype is None else dtype)
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise TypeError(f"dtype must be a floating-point dtype, got {dtype}.")
+    return _init(key, model, dtype)
 
 
 @functools.partial(jax.jit, static_argnames=("model", "dtype"))
@@ -282,7 +296,9 @@ def _expected_shapes(model):
 
 
 def _check_params(model, params) -> VAEParams:
-    """``params`` has the tree structure and shapes that ``init(key, model)`` gives."""
+    """``params`` as ``init(key, model)`` gives them: its tree structure and shapes, real floating leaves
+    (else ``TypeError``) and, on concrete arrays, finite values and a mixture prior whose constrained
+    parameters (softmax(logits), means, exp or log-Cholesky covariances) pass ``GaussianMixture``'s checks."""
     _check_model(model)
     if not isinstance(params, VAEParams):
         raise TypeError(f"params must be a jaxmix.vae.VAEParams, got {type(params).__name__}.")
@@ -291,10 +307,32 @@ def _check_params(model, params) -> VAEParams:
     if treedef != structure:
         raise ValueError(f"params do not match model {model}: expected the tree {structure}, got {treedef}.")
     for (path, leaf), shape in zip(paths, shapes):
+        name = f"params{jax.tree_util.keystr(path)}"
+        try:
+            dtype = jnp.result_type(leaf)
+        except TypeError:
+            dtype = None
+        if dtype is None or not jnp.issubdtype(dtype, jnp.floating):
+            raise TypeError(f"{name} must be a real floating-point array, got {type(leaf).__name__} of dtype "
+                            f"{dtype}.")
         if jnp.shape(leaf) != shape:
-            raise ValueError(f"params{jax.tree_util.keystr(path)} must have shape {shape} for {model}, "
-                             f"got {jnp.shape(leaf)}.")
+            raise ValueError(f"{name} must have shape {shape} for {model}, got {jnp.shape(leaf)}.")
+        values = v.host_values(leaf)
+        if values is not None and not np.all(np.isfinite(values)):
+            raise ValueError(f"{name} has {np.sum(~np.isfinite(values))} NaN or infinite value(s); "
+                             "parameters must be finite (after a diverged fit, lower the learning rate).")
+    mixture = model.prior_mixture
+    if mixture is not None and v.is_concrete(params.prior):
+        try:  # inside a user's jit the constrained parameters are tracers, whose value checks are skipped
+            mixture._check_params(_constrained_prior(model, params.prior))
+        except ValueError as error:
+            raise ValueError(f"params.prior does not give a valid mixture prior: {error}") from None
     return params
+
+
+@functools.partial(jax.jit, static_argnames="model")
+def _constrained_prior(model, prior):
+    return model.prior_mixture.from_unconstrained(prior)
 
 
 def _check_x(model, x, name="x"):
@@ -508,52 +546,57 @@ def _template(structure) -> VAEParams:
 
 
 def save(path, params: VAEParams) -> None:
-    """Write ``params`` to ``path`` as a plain ``.npz`` (no pickle): one array per leaf, named by its
-    pytree path (``.encoder[0].weights``, ...), and a JSON description of the structure: layer counts,
-    whether log sigma is learned, and the mixture prior's covariance type (or null for N(0, I))."""
+    """Write ``params`` to exactly ``path`` (no suffix added) as a plain ``.npz`` (no pickle): one array per
+    leaf, named by its pytree path (``.encoder[0].weights``, ...), and a JSON description of the structure:
+    layer counts, whether log sigma is learned, and the mixture prior's covariance type (or null for N(0, I)).
+
+    ``params`` are checked as ``load`` checks them (shapes of some ``VAE``, finite real floats). The file is
+    replaced atomically: if writing fails, a previous file at ``path`` is left as it was.
+    """
     if not isinstance(params, VAEParams):
         raise TypeError(f"params must be a jaxmix.vae.VAEParams, got {type(params).__name__}.")
     prior = None
     if params.prior is not None:
-        rank = jnp.ndim(params.prior.covariances)
-        if rank not in _PRIOR_BY_RANK:
+        covariances = getattr(params.prior, "covariances", None)
+        if np.ndim(covariances) not in _PRIOR_BY_RANK:
             raise ValueError(f"params.prior.covariances must have rank 1, 2 or 3 (spherical, diag, full), "
-                             f"got shape {jnp.shape(params.prior.covariances)}.")
-        prior = _PRIOR_BY_RANK[rank]
+                             f"got shape {np.shape(covariances)}.")
+        prior = _PRIOR_BY_RANK[np.ndim(covariances)]
+    _check_params(_implied_model(params, prior), params)
     structure = {"format": _FORMAT, "encoder": len(params.encoder), "decoder": len(params.decoder),
                  "decoder_log_std": params.decoder_log_std is not None, "prior": prior}
-    try:
-        _pytree_io.save(path, params, structure, _template)
-    except ValueError:
-        raise ValueError("params must be a VAEParams of Dense layers (and a GaussianMixtureUnconstrained "
-                         "prior) as init() returns them.") from None
+    _pytree_io.save(path, params, structure, _template)
 
 
 def load(path, model: VAE | None = None) -> VAEParams:
     """Read parameters written by ``save``; never unpickles. With ``model``, also check that they fit it.
 
-    Raises ``ValueError`` naming what is wrong when the file is not such a file, lacks or adds arrays,
-    holds shapes that ``init`` gives no ``VAE`` (layers that do not chain D -> hidden -> 2L and
-    L -> reversed(hidden) -> D, a prior that does not fit L), or parameters of another model than ``model``.
+    Raises ``ValueError`` naming ``path`` and what is wrong when the file is not such a file (empty,
+    truncated, corrupt, a header that declares more than the file holds), lacks or adds arrays, holds
+    non-finite or non-float values, shapes that ``init`` gives no ``VAE`` (layers that do not chain
+    D -> hidden -> 2L and L -> reversed(hidden) -> D, a prior that does not fit L), or parameters of
+    another model than ``model``. A missing file raises ``FileNotFoundError``.
     """
+    if model is not None:
+        _check_model(model)
     params, structure = _pytree_io.load(path, _template, tag=_FORMAT, what=_WHAT)
     try:
         _check_params(_implied_model(params, structure["prior"]), params)
         if model is not None:  # the covariance types' shapes differ: (K,), (K, L), (K, L, L)
             _check_params(model, params)
-    except ValueError as error:
+    except (TypeError, ValueError) as error:
         raise ValueError(f"{path}: {error}") from None
-    return params
+    return jax.tree_util.tree_map(jnp.asarray, params)
 
 
 def _implied_model(params: VAEParams, prior_covariance: str | None) -> VAE:
     """The VAE, up to the decoder's kind, whose ``init`` has the widths of ``params``' encoder and prior."""
     try:
         encoder = params.encoder
-        hidden = tuple(layer.weights.shape[1] for layer in encoder[:-1])
-        return VAE(encoder[0].weights.shape[0], encoder[-1].weights.shape[1] // 2, hidden,
+        hidden = tuple(np.shape(layer.weights)[1] for layer in encoder[:-1])
+        return VAE(np.shape(encoder[0].weights)[0], np.shape(encoder[-1].weights)[1] // 2, hidden,
                    decoder="bernoulli" if params.decoder_log_std is None else "gaussian",
-                   n_components=None if params.prior is None else params.prior.logits.shape[0],
+                   n_components=None if params.prior is None else np.shape(params.prior.logits)[0],
                    prior_covariance=prior_covariance or "diag")
-    except (IndexError, TypeError, ValueError) as error:
-        raise ValueError(f"its encoder and prior shapes describe no VAE ({error}).") from None
+    except (AttributeError, IndexError, TypeError, ValueError) as error:
+        raise ValueError(f"params.encoder and params.prior have the shapes of no VAE ({error}).") from None

@@ -11,6 +11,7 @@ variances represents the exact posterior, and ELBO(q) = log p(x) - KL(q || p(z |
 
 import functools
 import json
+import re
 
 import chex
 import jax
@@ -367,8 +368,101 @@ def test_bad_input_raises_naming_the_argument():
         vae.VAE(6, 2, decoder_std=1.0)
     with pytest.raises(ValueError, match="decoder"):
         vae.VAE(6, 2, decoder="poisson")
-    for covariance_type in ("tied", "identity", None):
+    for covariance_type in ("tied", "identity"):
         with pytest.raises(ValueError, match=r"prior_covariance must be one of \['diag', 'full', 'spherical'\]"):
             vae.VAE(6, 2, n_components=2, prior_covariance=covariance_type)
     with pytest.raises(ValueError, match="params.*shape"):
         vae.elbo(key, vae.VAE(4, 3, hidden_sizes=(16,), n_components=3, prior_covariance="full"), params, x)
+    assert vae.VAE(6, 2, hidden_sizes=[8, np.int64(4)]).hidden_sizes == (8, 4)  # any sequence of ints
+    with pytest.raises(TypeError, match="dtype must be a floating-point dtype"):
+        vae.init(jax.random.key(0), SMALL, dtype=jnp.int32)
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"hidden_sizes": 5}, TypeError, "hidden_sizes must be a sequence of ints"),
+    ({"hidden_sizes": "16"}, TypeError, "hidden_sizes must be a sequence of ints"),
+    ({"hidden_sizes": (16, 0)}, ValueError, r"hidden_sizes\[1\] must be >= 1"),
+    ({"hidden_sizes": (16.0,)}, TypeError, r"hidden_sizes\[0\] must be an int"),
+    ({"activation": ["relu"]}, TypeError, "activation must be a str"),
+    ({"activation": "sigmoid"}, ValueError, "activation must be one of"),
+    ({"decoder": ["gaussian"]}, TypeError, "decoder must be a str"),
+    ({"n_components": 2, "prior_covariance": ["full"]}, TypeError, "prior_covariance must be a str"),
+    ({"n_components": 2, "prior_covariance": None}, TypeError, "prior_covariance must be a str"),
+    ({"n_components": 2.0}, TypeError, "n_components must be an int"),
+    ({"n_components": 0}, ValueError, "n_components must be >= 1"),
+    ({"n_features": "6"}, TypeError, "n_features must be an int"),
+    ({"latent_dim": True}, TypeError, "latent_dim must be an int"),
+    ({"decoder": "gaussian", "decoder_std": "1"}, TypeError, "decoder_std must be a real number"),
+    ({"decoder": "gaussian", "decoder_std": -1.0}, ValueError, "decoder_std must be a finite number >= 0"),
+    ({"decoder": "gaussian", "decoder_std": 0.0}, ValueError, "decoder_std must be > 0"),
+])
+def test_constructor_errors_name_the_argument(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        vae.VAE(**{"n_features": 6, "latent_dim": 2, **kwargs})
+
+
+def test_invalid_params_raise_naming_the_leaf(tmp_path):
+    """NaN, complex or overflowing parameters are refused by every public function, naming the leaf,
+    instead of giving NaN (or a complex ELBO)."""
+    params = vae.init(jax.random.key(0), SMALL)
+    key, x, z = jax.random.key(1), np.full((5, 4), 0.5), np.zeros((5, 2))
+    encoder, decoder, prior = params.encoder, params.decoder, params.prior
+    bad = [
+        (params._replace(encoder=(encoder[0]._replace(weights=encoder[0].weights.at[1, 2].set(jnp.nan)),
+                                  encoder[1])), ValueError, r"params\.encoder\[0\]\.weights has 1 NaN"),
+        (params._replace(decoder=(decoder[0], decoder[1]._replace(bias=decoder[1].bias.astype(complex)))),
+         TypeError, r"params\.decoder\[1\]\.bias must be a real floating-point array, got .* complex64"),
+        (params._replace(prior=prior._replace(means=prior.means.at[0, 0].set(jnp.inf))), ValueError,
+         r"params\.prior\.means has 1 NaN or infinite"),
+        # A log-Cholesky diagonal of 100: exp(100) overflows float32, S_1 is not a covariance.
+        (params._replace(prior=prior._replace(covariances=prior.covariances.at[1, 0, 0].set(100.0))),
+         ValueError, "params.prior does not give a valid mixture prior: covariances"),
+    ]
+    calls = {
+        "elbo": lambda p: vae.elbo(key, SMALL, p, x),
+        "iwae_bound": lambda p: vae.iwae_bound(key, SMALL, p, x, num_samples=2),
+        "encode": lambda p: vae.encode(SMALL, p, x),
+        "decode": lambda p: vae.decode(SMALL, p, z),
+        "log_likelihood": lambda p: vae.log_likelihood(SMALL, p, x, z),
+        "log_prior": lambda p: vae.log_prior(SMALL, p, z),
+        "cluster": lambda p: vae.cluster(SMALL, p, x),
+        "sample": lambda p: vae.sample(key, SMALL, p, 3),
+        "fit": lambda p: vae.fit(key, SMALL, p, x, optax.sgd(0.1), num_epochs=1, batch_size=5),
+        "save": lambda p: vae.save(tmp_path / "params.npz", p),
+    }
+    for call in calls.values():
+        for p, error, message in bad:
+            with pytest.raises(error, match=message):
+                call(p)
+    assert not (tmp_path / "params.npz").exists()
+
+
+def test_load_rejects_non_finite_or_non_float_leaves(tmp_path):
+    good = tmp_path / "good.npz"
+    vae.save(good, vae.init(jax.random.key(0), SMALL))
+    with np.load(good) as data:
+        arrays = dict(data)
+    path = tmp_path / "bad.npz"
+    for name, value, message in [
+            (".encoder[1].bias", np.where(np.arange(4) == 2, np.nan, arrays[".encoder[1].bias"]),
+             "has 1 NaN"),
+            (".prior.logits", arrays[".prior.logits"].astype(np.complex128), "must be a real floating-point"),
+            (".decoder[0].weights", np.ones((2, 16), np.int64), "must be a real floating-point")]:
+        np.savez(path, **{**arrays, name: value})
+        with pytest.raises(ValueError, match=re.escape(f"{path}: params{name} ") + message):
+            vae.load(path)
+
+
+def test_large_integer_data_is_not_wrapped():
+    """int64 data beyond 2^31 (exact in float32) gives the ELBO of the same data as floats, or a ValueError
+    naming x: never the ELBO of values wrapped to int32 (2^32 -> 0)."""
+    params = ppca_params(PPCA)
+    x = np.array([[2**32, 3 * 2**31, -(2**33), 2**40, 5], [1, 2, 3, 4, 5]], np.int64)
+    expected = vae.elbo(KEYS[0], PPCA, params, x.astype(np.float64))
+    assert np.isfinite(expected)
+    try:
+        result = vae.elbo(KEYS[0], PPCA, params, x)
+    except ValueError as error:
+        assert str(error).startswith("x ")
+    else:
+        assert result == expected
