@@ -1,17 +1,22 @@
 """The ``jaxmix`` command line: parses arguments and calls the library.
 
 ``jaxmix demo --out DIR --seed INT`` writes a Markdown report with figures
-(see ``jaxmix.demo``; matplotlib is imported only when it runs).
+(see ``jaxmix.demo``; matplotlib is imported only when it runs). Also run as
+``python -m jaxmix``. Bad arguments end in one line on stderr and exit status 2,
+before any of the demo's work.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 import jax
 
 from jaxmix import demo
+
+MAX_SEED = 2**32 - 1  # jax.random.key keeps the low 32 bits of a seed (64 with jax_enable_x64)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -24,18 +29,52 @@ def _parser() -> argparse.ArgumentParser:
         'pip install "jaxmix[examples]").',
     )
     demo_parser.add_argument("--out", default="report", metavar="DIR", help="output folder (default: report)")
-    demo_parser.add_argument("--seed", type=int, default=0, help="seed of the jax.random.key (default: 0)")
+    demo_parser.add_argument(
+        "--seed", type=int, default=0, help=f"seed of the jax.random.key, 0 to {MAX_SEED} (default: 0)"
+    )
     return parser
+
+
+def _seed_problem(seed: int) -> str | None:
+    """Why ``seed`` is refused (None if it is not): outside 0 .. 2**32 - 1, seeds would alias or overflow."""
+    if not 0 <= seed <= MAX_SEED:
+        return f"--seed must be an integer from 0 to {MAX_SEED}, got {seed}"
+    return None
+
+
+def _out_problem(out: str) -> str | None:
+    """Why ``out`` cannot receive the report (None if it can), found without creating anything.
+
+    The report goes into ``out`` if it is a directory, else into the directory created there, so the
+    nearest existing path at or above ``out`` must be a directory we may write into.
+    """
+    path = os.path.abspath(out)
+    existing = path
+    while not os.path.exists(existing):  # False also where a parent is a file or unreadable
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        where = "is a file" if existing == path else f"lies below the file {existing}"
+        return f"--out {out} {where}; give a directory (it is created if missing)"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"--out {out}: no permission to write into {existing}; choose another directory"
+    return None
 
 
 def main(argv=None) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
     args = _parser().parse_args(argv)
     if args.command == "demo":
+        problem = _seed_problem(args.seed) or _out_problem(args.out)
+        if problem:
+            print(f"jaxmix demo: error: {problem}", file=sys.stderr)
+            return 2
         try:
             demo.run(args.out, jax.random.key(args.seed))
         except demo.MissingExtraError as err:
             print(f"jaxmix demo: error: {err}", file=sys.stderr)
+            return 1
+        except OSError as err:  # e.g. a read-only file system, or a full disk while writing
+            print(f"jaxmix demo: error: cannot write the report to {args.out}: {err}", file=sys.stderr)
             return 1
     return 0
 

@@ -7,6 +7,7 @@ import numpy as np
 from jax.scipy.special import xlogy
 
 from jaxmix import _validation as v
+from jaxmix._mixture import Mixture
 
 
 def elbo(model, params, x, q):
@@ -31,6 +32,7 @@ def elbo(model, params, x, q):
       >>> bool(jnp.allclose(elbo(model, params, x, q), model.score(params, x)))
       True
     """
+    check_mixture(model)
     params, x = model._checked(params, x)
     q = check_responsibilities(q, x.shape[0], model.n_components)
     return _elbo(model._log_joint(params, x.T), q.T)
@@ -46,17 +48,20 @@ def _elbo(log_joint, q):
     return jnp.mean(jnp.sum(terms, axis=0))
 
 
+def check_mixture(model, fix: str = "") -> None:
+    """Reject a model without a likelihood p(x | theta) (k-means, fuzzy c-means) with a TypeError.
+
+    ``fix`` is appended to the message (what else the caller may do).
+    """
+    if not isinstance(model, Mixture):
+        raise TypeError(
+            f"model must be a mixture model such as GaussianMixture or ExponentialMixture, got "
+            f"{type(model).__name__}; k-means and fuzzy c-means have no likelihood, hence no ELBO or "
+            f"gradient of one{fix}."
+        )
+
+
 def check_responsibilities(q, n: int, k: int):
-    """Responsibilities (N, K): finite, non-negative, rows summing to one."""
-    q = v.as_float_array("q", q)
-    v.check_shape("q", q, (n, k))
-    v.check_finite("q", q)
-    values = v.host_values(q)
-    if values is not None:
-        if np.any(values < 0):
-            raise ValueError(f"q must be non-negative, got min {values.min()}.")
-        err = float(np.max(np.abs(np.sum(values, axis=1, dtype=np.float64) - 1.0)))
-        tol = 1000 * float(np.finfo(values.dtype).eps) * max(1, k)
-        if err > tol:
-            raise ValueError(f"each row of q must sum to one (within {tol:.1e}); worst row is off by {err:.3g}.")
-    return q
+    """Responsibilities (N, K): finite, non-negative, rows summing to one (``_validation.check_simplex``)."""
+    v.check_shape("q", np.empty(np.shape(q)), (n, k))
+    return v.check_simplex("q", q)

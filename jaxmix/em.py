@@ -101,7 +101,8 @@ def fit_em(model, params, x, *, max_iter: int = 100, tol: float = 1e-3, sample_w
 
 
 def check_loop_args(max_iter, tol):
-    return v.check_positive_int("max_iter", max_iter), v.check_nonnegative_float("tol", tol)
+    return (v.check_positive_int("max_iter", max_iter, maximum=v.MAX_ITERATIONS),
+            v.check_nonnegative_float("tol", tol))
 
 
 def check_enough_points(model, x, sample_weight=None) -> None:

@@ -19,8 +19,10 @@ import optax
 from jax.scipy.special import logsumexp
 
 from jaxmix import _validation as v
-from jaxmix.elbo import _elbo, check_responsibilities
+from jaxmix.elbo import _elbo, check_mixture, check_responsibilities
 from jaxmix.em import check_enough_points
+
+MAX_STEPS = 2**31 - 1  # loop counters and step indices are int32 inside the compiled loops
 
 
 class GradientResult(NamedTuple):
@@ -37,6 +39,22 @@ class GradientResult(NamedTuple):
     params: Any
     log_likelihood: jax.Array
     history: jax.Array
+
+
+def check_optimizer(name: str, optimizer) -> None:
+    """An optax ``GradientTransformation``, hashable (it is a static argument of ``jit``), else TypeError."""
+    if not isinstance(optimizer, optax.GradientTransformation):
+        raise TypeError(f"{name} must be an optax.GradientTransformation such as optax.adam(1e-2), got "
+                        f"{type(optimizer).__name__} {optimizer!r:.80}.")
+    try:
+        hash(optimizer)
+    except TypeError as err:
+        raise TypeError(f"{name} must be hashable (it is a static argument of jit).") from err
+
+
+def check_steps(name: str, value) -> int:
+    """An int in [1, MAX_STEPS]: the compiled loops count in int32."""
+    return v.check_positive_int(name, value, maximum=MAX_STEPS)
 
 
 def mean_log_likelihood(model, u, x, weights):
@@ -76,8 +94,10 @@ def fit_gradient(model, params, x, optimizer: optax.GradientTransformation, *, n
       >>> jnp.round(result.params.rates).tolist()
       [1.0, 20.0]
     """
+    check_mixture(model)
+    check_optimizer("optimizer", optimizer)
     params, x = model._checked(params, x)
-    num_steps = v.check_positive_int("num_steps", num_steps)
+    num_steps = check_steps("num_steps", num_steps)
     weights = v.check_sample_weight(sample_weight, x.shape[0])
     check_enough_points(model, x, weights)
     weights = jnp.ones(x.shape[0], x.dtype) if weights is None else weights.astype(x.dtype)
@@ -88,7 +108,7 @@ def fit_gradient(model, params, x, optimizer: optax.GradientTransformation, *, n
         if key is None:
             raise ValueError("key is required when batch_size is given (it draws the minibatches).")
         stride = -(-x.shape[0] // batch_size) if history_stride is None else history_stride
-        stride = v.check_positive_int("history_stride", stride)
+        stride = check_steps("history_stride", stride)
     else:
         key, stride = jax.random.key(0), 1  # unused by the full-batch path
     params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, x.dtype), params)
@@ -131,9 +151,11 @@ def m_step_gradient(model, params, q, x, optimizer: optax.GradientTransformation
     Returns:
       The parameters after ``num_steps`` steps from ``params``.
     """
+    check_mixture(model)
+    check_optimizer("optimizer", optimizer)
     params, x = model._checked(params, x)
     q = check_responsibilities(q, x.shape[0], model.n_components)
-    num_steps = v.check_positive_int("num_steps", num_steps)
+    num_steps = check_steps("num_steps", num_steps)
     params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, x.dtype), params)
     return _m_step_gradient(model, params, q.astype(x.dtype), x, optimizer, num_steps)
 

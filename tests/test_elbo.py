@@ -13,6 +13,7 @@
 - Fisher's identity: at q = posterior held fixed, the gradient of the ELBO
   w.r.t. the parameters equals the gradient of the score.
 - ``jit`` equals eager.
+- A model without a likelihood (``KMeans``, ``FuzzyCMeans``) raises a TypeError naming ``model``.
 """
 
 import jax
@@ -23,7 +24,15 @@ from hypothesis import strategies as st
 from scipy.special import logsumexp, rel_entr, xlogy
 from scipy.stats import expon, multivariate_normal
 
-from jaxmix import ExponentialMixture, ExponentialMixtureParams, GaussianMixture, GaussianMixtureParams, elbo
+from jaxmix import (
+    ExponentialMixture,
+    ExponentialMixtureParams,
+    FuzzyCMeans,
+    GaussianMixture,
+    GaussianMixtureParams,
+    KMeans,
+    elbo,
+)
 
 FAMILIES = ("full", "diag", "spherical", "tied", "identity", "exponential")
 K, D, N = 3, 2, 40  # the shapes test_gaussian.py and test_exponential.py use (shared compilations)
@@ -135,6 +144,16 @@ def test_jit_matches_eager():
     x = x.astype(np.float32)
     jitted = jax.jit(elbo, static_argnums=0)
     np.testing.assert_allclose(jitted(model, params, x, q), elbo(model, params, x, q), rtol=1e-5)
+
+
+@pytest.mark.parametrize("model", [KMeans(K), FuzzyCMeans(K)])
+def test_model_without_likelihood_raises_type_error(model):
+    """k-means has no log p(x, z); it was an AttributeError (no '_log_joint')."""
+    x = make_problem("full", np.random.default_rng(0))[2]
+    params = model.init(jax.random.key(0), x)
+    with pytest.raises(TypeError, match=f"model must be a mixture model such as GaussianMixture or "
+                       f"ExponentialMixture, got {type(model).__name__}; k-means and fuzzy c-means have no"):
+        elbo(model, params, x, np.full((N, K), 1.0 / K))
 
 
 # -- MATH.md section 4: the bound and Fisher's identity -------------------------------

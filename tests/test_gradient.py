@@ -42,10 +42,12 @@ from jaxmix import (
     ExponentialMixture,
     ExponentialMixtureParams,
     ExponentialMixtureUnconstrained,
+    FuzzyCMeans,
     GaussianMixture,
     GaussianMixtureParams,
     GaussianMixtureUnconstrained,
     GradientResult,
+    KMeans,
     fit_em,
     fit_gradient,
     m_step_gradient,
@@ -691,6 +693,49 @@ def test_argument_errors():
             fit_gradient(model, start, x, MINIBATCH_ADAM, num_steps=steps)
         with pytest.raises(ValueError, match="num_steps"):
             m_step_gradient(model, start, np.full((N, K), 1.0 / K), x, MINIBATCH_ADAM, num_steps=steps)
+
+
+NOT_OPTIMIZERS = [("adam", "str 'adam'"), (None, "NoneType None"), (optax.adam, "function")]
+
+
+@pytest.mark.parametrize(("optimizer", "shown"), NOT_OPTIMIZERS)
+def test_optimizer_that_is_not_a_gradient_transformation_raises_type_error(optimizer, shown):
+    """It was an AttributeError ('str' object has no attribute 'init') from inside the jit."""
+    family = "exponential"
+    model, start, x = make_model(family), poor_start(family), make_data(family)
+    message = f"optimizer must be an optax.GradientTransformation such as optax.adam\\(1e-2\\), got {shown}"
+    with pytest.raises(TypeError, match=message):
+        fit_gradient(model, start, x, optimizer, num_steps=5)
+    with pytest.raises(TypeError, match=message):
+        m_step_gradient(model, start, np.full((N, K), 1.0 / K), x, optimizer, num_steps=5)
+
+
+@pytest.mark.parametrize("model", [KMeans(K), FuzzyCMeans(K)])
+def test_model_without_likelihood_raises_type_error(model):
+    """k-means models have no likelihood; it was an AttributeError (no 'to_unconstrained')."""
+    x = make_data("full")
+    params = model.init(jax.random.key(0), x)
+    message = f"model must be a mixture model such as GaussianMixture .*, got {type(model).__name__}; k-means"
+    with pytest.raises(TypeError, match=message):
+        fit_gradient(model, params, x, MINIBATCH_ADAM, num_steps=5)
+    with pytest.raises(TypeError, match=message):
+        m_step_gradient(model, params, np.full((N, K), 1.0 / K), x, MINIBATCH_ADAM, num_steps=5)
+
+
+def test_step_counts_beyond_int32_raise_value_error():
+    """10**12 steps was an OverflowError from inside the jit; the loops count in int32."""
+    family = "exponential"
+    model, start, x = make_model(family), poor_start(family), make_data(family)
+    bound = r"must be <= 2147483647"
+    for steps in (10**12, 2**31):
+        with pytest.raises(ValueError, match="num_steps " + bound):
+            fit_gradient(model, start, x, MINIBATCH_ADAM, num_steps=steps)
+        with pytest.raises(ValueError, match="num_steps " + bound):
+            m_step_gradient(model, start, np.full((N, K), 1.0 / K), x, MINIBATCH_ADAM, num_steps=steps)
+        with pytest.raises(ValueError, match="history_stride " + bound):
+            fit_gradient(model, start, x, MINIBATCH_ADAM, num_steps=5, batch_size=BATCH,
+                         key=jax.random.key(0), history_stride=steps)
+    assert gradient.check_steps("num_steps", 2**31 - 1) == 2**31 - 1
 
 
 def test_history_stride_zero_is_rejected():

@@ -1,0 +1,7 @@
+"""``python -m jaxmix``: the ``jaxmix`` command line (``jaxmix.cli``)."""
+
+import sys
+
+from jaxmix.cli import main
+
+sys.exit(main())
