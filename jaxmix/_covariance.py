@@ -8,14 +8,15 @@ identity ``None`` (Sigma_k = I, the lecture's simplified case).
 
 Each class provides, for means ``mu`` (K, D) and covariances ``cov``, with
 points as columns (xt of shape (D, N)) and per-component arrays (K, N), the
-E-step layout of ``_mixture``:
+E-step layout of ``_mixture``. Every quadratic form and second moment is
+computed from the differences x_i - mu_k to each component (float32 would
+cancel in an expansion about a shared point when the data sit far from it):
 
 - ``log_prob(xt, mu, cov)``: log N(x_i; mu_k, Sigma_k), shape (K, N), through
   Cholesky factors and triangular solves (MATH.md section 5);
-- ``scatter(xct, mc, wr, sums)``: the second moment sum_i wr_ik
-  (x_i - ref_k)(x_i - ref_k)^T about the reference points ref_k, in the form
-  ``estimate`` needs, from data and references both shifted by one common
-  point (xct, mc) and sums_k = sum_i wr_ik (xc_i - mc_k);
+- ``moments(xt, ref, wr)``: ``(sums, scatter)``, the first and second moments
+  sum_i wr_ik y_ik and sum_i wr_ik y_ik y_ik^T (in the form ``estimate`` needs)
+  of the differences y_ik = x_i - ref_k to the reference points ref_k;
 - ``estimate(scatter, nk, d, reg)``: the M-step covariance
   Sigma_k = sum_i r_ik (x_i - mu_k)(x_i - mu_k)^T / n_k + reg * I, where
   d_k = mu_k - ref_k corrects the scatter about ref_k to one about mu_k;
@@ -31,12 +32,13 @@ from __future__ import annotations
 
 import math
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.scipy.linalg import solve_triangular
 
 from jaxmix import _validation as v
-from jaxmix._distances import centered, scaled_squared_distances, squared_distances
+from jaxmix._distances import exact_squared_distances, scaled_squared_distances
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -66,15 +68,36 @@ def _check_spd(cov, what: str) -> None:
 
 
 def _regularized(cov, reg):
-    """cov + reg * I, with the diagonal of cov first clamped at 0.
+    """cov + reg * I, exactly symmetric (its lower triangle mirrored), the diagonal first clamped at 0.
 
-    The one-pass estimate scatter / n - d d^T can round a zero variance
-    (a constant feature) to a tiny negative number in float32; a variance
-    is never negative, and the clamp keeps cov + reg * I positive definite.
+    The estimate scatter / n - d d^T can round a zero variance to a tiny
+    negative number; a variance is never negative, and the clamp keeps
+    cov + reg * I positive definite. Mirroring the lower triangle makes the
+    result symmetric whatever order the arithmetic ran in.
     """
+    cov = jnp.tril(cov) + jnp.swapaxes(jnp.tril(cov, -1), -1, -2)
     diagonal = jnp.diagonal(cov, axis1=-2, axis2=-1)
     eye = jnp.eye(cov.shape[-1], dtype=cov.dtype)
     return cov + (jnp.maximum(-diagonal, 0.0) + reg)[..., None] * eye
+
+
+def _differences(xt, ref):
+    """y_ik = x_i - ref_k as (K, D, N)."""
+    return xt[None, :, :] - ref[:, :, None]
+
+
+def _diagonal_moments(xt, ref, wr):
+    """(sum_i wr_ik y_ik, sum_i wr_ik y_ik^2), both (K, D), one fused K x D x N pass."""
+    y = _differences(xt, ref)
+    wy = wr[:, None, :] * y
+    return jnp.sum(wy, axis=2), jnp.sum(wy * y, axis=2)
+
+
+def _inverse_cholesky(cov):
+    """L^{-1} for cov = L L^T (batched)."""
+    chol = jnp.linalg.cholesky(cov)
+    eye = jnp.broadcast_to(jnp.eye(cov.shape[-1], dtype=cov.dtype), cov.shape)
+    return solve_triangular(chol, eye, lower=True), chol
 
 
 def _log_cholesky(cov):
@@ -106,26 +129,28 @@ class Full:
 
     @staticmethod
     def log_prob(xt, mu, cov):
-        k, d = mu.shape
-        chol = jnp.linalg.cholesky(cov)
-        eye = jnp.broadcast_to(jnp.eye(d, dtype=cov.dtype), cov.shape)
-        # ||L_k^{-1} (x - mu_k)||^2 is the Mahalanobis distance.
-        inv_chol = solve_triangular(chol, eye, lower=True)
-        xct, mc = centered(xt, mu)
-        # One GEMM (K*D, D) x (D, N) for all components at once.
-        y = inv_chol.reshape(k * d, d) @ xct - jnp.einsum("kde,ke->kd", inv_chol, mc).reshape(k * d, 1)
-        maha = jnp.sum(jnp.square(y).reshape(k, d, -1), axis=1)
+        d = mu.shape[1]
+        inv_chol, chol = _inverse_cholesky(cov)
+
+        # ||L_k^{-1} (x - mu_k)||^2, one (D, D) x (D, N) product per component.
+        def mahalanobis(args):
+            inv_chol_k, mu_k = args
+            return jnp.sum(jnp.square(inv_chol_k @ (xt - mu_k[:, None])), axis=0)
+
+        maha = jax.lax.map(mahalanobis, (inv_chol, mu))
         log_det = 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol, axis1=-2, axis2=-1)), axis=-1)
         return _gaussian_log_prob(maha, log_det[:, None], d)
 
     @staticmethod
-    def scatter(xct, mc, wr, sums):
-        # One GEMM (K*D, N) x (N, D): A_k = sum_i (wr_ik (xc_i - mc_k)) xc_i^T, then
-        # sum_i wr_ik (xc_i - mc_k)(xc_i - mc_k)^T = A_k - sums_k mc_k^T exactly.
-        k, d = mc.shape
-        rhs = (wr[:, None, :] * (xct[None] - mc[:, :, None])).reshape(k * d, -1)
-        a = (rhs @ xct.T).reshape(k, d, d) - sums[:, :, None] * mc[:, None, :]
-        return 0.5 * (a + jnp.swapaxes(a, 1, 2))
+    def moments(xt, ref, wr):
+        # Per component: y = x - ref_k (D, N), sums_k = (wr_k y) 1 and scatter_k = (wr_k y) y^T.
+        def component(args):
+            ref_k, wr_k = args
+            y = xt - ref_k[:, None]
+            wy = wr_k * y
+            return jnp.sum(wy, axis=1), wy @ y.T
+
+        return jax.lax.map(component, (ref, wr))
 
     @staticmethod
     def estimate(scatter, nk, d, reg):
@@ -157,20 +182,22 @@ class Tied:
 
     @staticmethod
     def log_prob(xt, mu, cov):
-        d = mu.shape[1]
-        chol = jnp.linalg.cholesky(cov)
-        xct, mc = centered(xt, mu)
-        y = solve_triangular(chol, xct, lower=True)
-        m = solve_triangular(chol, mc.T, lower=True).T
-        maha = squared_distances(y, m)
+        k, d = mu.shape
+        inv_chol, chol = _inverse_cholesky(cov)
+        # ||L^{-1} (x - mu_k)||^2 for every k: one (D, D) x (D, K N) product.
+        y = jnp.swapaxes(_differences(xt, mu), 0, 1).reshape(d, -1)
+        maha = jnp.sum(jnp.square(inv_chol @ y), axis=0).reshape(k, -1)
         log_det = 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol)))
         return _gaussian_log_prob(maha, log_det, d)
 
     @staticmethod
-    def scatter(xct, mc, wr, sums):
-        # sum_k sum_i wr_ik (xc_i - mc_k) xc_i^T as one (D, N) x (N, D) product, corrected as for Full.
-        a = (jnp.sum(wr, axis=0) * xct - mc.T @ wr) @ xct.T - sums.T @ mc
-        return 0.5 * (a + a.T)
+    def moments(xt, ref, wr):
+        # sum_k sum_i wr_ik y_ik y_ik^T as one (D, K N) x (K N, D) product.
+        d = ref.shape[1]
+        y = _differences(xt, ref)
+        wy = wr[:, None, :] * y
+        flat = lambda a: jnp.swapaxes(a, 0, 1).reshape(d, -1)  # noqa: E731
+        return jnp.sum(wy, axis=2), flat(wy) @ flat(y).T
 
     @staticmethod
     def estimate(scatter, nk, d, reg):
@@ -207,10 +234,7 @@ class Diag:
         maha = scaled_squared_distances(xt, mu, 1.0 / cov)
         return _gaussian_log_prob(maha, jnp.sum(jnp.log(cov), axis=-1)[:, None], d)
 
-    @staticmethod
-    def scatter(xct, mc, wr, sums):
-        # sum_i wr_ik (xc_id - mc_kd)^2 = (wr xc^2)_kd - 2 mc_kd sums_kd - n_k mc_kd^2.
-        return wr @ jnp.square(xct).T - 2.0 * mc * sums - jnp.sum(wr, axis=1)[:, None] * jnp.square(mc)
+    moments = staticmethod(_diagonal_moments)
 
     @staticmethod
     def estimate(scatter, nk, d, reg):
@@ -244,9 +268,10 @@ class Spherical:
     @staticmethod
     def log_prob(xt, mu, cov):
         d = mu.shape[1]
-        return _gaussian_log_prob(squared_distances(xt, mu) / cov[:, None], d * jnp.log(cov)[:, None], d)
+        maha = exact_squared_distances(xt, mu) / cov[:, None]
+        return _gaussian_log_prob(maha, d * jnp.log(cov)[:, None], d)
 
-    scatter = Diag.scatter
+    moments = staticmethod(_diagonal_moments)
 
     @staticmethod
     def estimate(scatter, nk, d, reg):
@@ -284,11 +309,11 @@ class Identity:
     @staticmethod
     def log_prob(xt, mu, cov):
         d = mu.shape[1]
-        return _gaussian_log_prob(squared_distances(xt, mu), 0.0, d)
+        return _gaussian_log_prob(exact_squared_distances(xt, mu), 0.0, d)
 
     @staticmethod
-    def scatter(xct, mc, wr, sums):
-        return None
+    def moments(xt, ref, wr):
+        return jnp.sum(wr[:, None, :] * _differences(xt, ref), axis=2), None
 
     @staticmethod
     def estimate(scatter, nk, d, reg):

@@ -10,7 +10,6 @@ import jax.numpy as jnp
 
 from jaxmix import _validation as v
 from jaxmix._covariance import COVARIANCE_TYPES
-from jaxmix._distances import centered
 from jaxmix._mixture import Mixture, safe_logits
 
 
@@ -41,9 +40,11 @@ class GaussianStats(NamedTuple):
     With y_ik = x_i - reference_k (the means the E-step ran with, shared by
     every chunk): ``counts`` n_k = sum_i wr_ik; ``sums`` sum_i wr_ik y_ik;
     ``scatter`` the covariance type's second moment of y (full (K, D, D),
-    tied (D, D), diag and spherical (K, D), identity None). Centering on the
-    current means keeps float32 second moments free of the cancellation in
-    E[x x^T] - mu mu^T (scikit-learn issue 30382). ``reference`` is shared,
+    tied (D, D), diag and spherical (K, D), identity None). Both are summed
+    from the differences y_ik themselves, about the current means, which
+    keeps float32 second moments free of the cancellation in
+    E[x x^T] - mu mu^T (scikit-learn issue 30382) and exactly zero for a
+    feature that is constant within a component. ``reference`` is shared,
     not summed, when chunks are combined.
     """
 
@@ -121,10 +122,8 @@ class GaussianMixture(Mixture):
         return params.means
 
     def _statistics(self, reference, xt, wr):
-        xct, mc = centered(xt, reference)
-        counts = jnp.sum(wr, axis=1)
-        sums = wr @ xct.T - counts[:, None] * mc
-        return GaussianStats(counts, sums, self._cov.scatter(xct, mc, wr, sums), reference)
+        sums, scatter = self._cov.moments(xt, reference, wr)
+        return GaussianStats(jnp.sum(wr, axis=1), sums, scatter, reference)
 
     def m_step(self, stats: GaussianStats) -> GaussianMixtureParams:
         """Closed-form M-step (MATH.md section 5), as scikit-learn computes it.
