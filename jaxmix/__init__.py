@@ -8,7 +8,7 @@ results are NamedTuple pytrees; every method is a pure function of
 from jaxmix._centroids import CentroidStats
 from jaxmix.compare import ComparisonResult, compare_fits, default_optimizers
 from jaxmix.elbo import elbo
-from jaxmix.em import EMResult, combine_stats, fit_em
+from jaxmix.em import ConvergenceWarning, EMResult, combine_stats, fit_em
 from jaxmix.exponential import (
     ExponentialMixture,
     ExponentialMixtureParams,
@@ -38,6 +38,7 @@ from jaxmix.vae import VAE, VAEParams
 __all__ = [
     "CentroidStats",
     "ComparisonResult",
+    "ConvergenceWarning",
     "EMResult",
     "ExponentialMixture",
     "ExponentialMixtureParams",

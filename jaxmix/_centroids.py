@@ -68,6 +68,14 @@ class CentroidModel:
     def _reference(self, params):
         return params.centers
 
+    def _tolerance_scale(self, x, weights):
+        """The weighted mean per-feature variance of x (floored at tiny): EM's tolerance is relative
+        to it, as scikit-learn's k-means tolerance is, so rescaling the data changes no stopping point."""
+        total = jnp.sum(weights)
+        mean = weights @ x / total
+        variance = jnp.mean(weights @ jnp.square(x - mean) / total)
+        return jnp.maximum(variance, jnp.finfo(x.dtype).tiny)
+
     def _statistics(self, reference, xt, u):
         # Centering on the mean reference keeps sum_i u_ik x_i - n_k ref_k from cancelling badly.
         xct, mc = centered(xt, reference)

@@ -112,6 +112,10 @@ class Mixture:
         """r (K, N) for points as columns xt (D, N)."""
         return jax.nn.softmax(self._log_joint(params, xt), axis=0)
 
+    def _tolerance_scale(self, x, weights):
+        """1: EM's tolerance is in nats of mean log-likelihood, whatever the data's scale."""
+        return jnp.ones((), x.dtype)
+
     def _score(self, params, xt):
         return jnp.mean(logsumexp(self._log_joint(params, xt), axis=0))
 

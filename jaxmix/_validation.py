@@ -39,6 +39,10 @@ def check_positive_int(name: str, value, minimum: int = 1, maximum: int | None =
 
 
 def check_choice(name: str, value, choices) -> str:
+    """One of the strings ``choices``: TypeError for a non-string, ValueError for another string."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a string, one of {sorted(choices)}; got {type(value).__name__} "
+                        f"{value!r:.80}.")
     if value not in choices:
         raise ValueError(f"{name} must be one of {sorted(choices)}, got {value!r}.")
     return value
@@ -185,17 +189,29 @@ def check_positive(name: str, arr) -> None:
         raise ValueError(f"{name} must be strictly positive, got min {a.min()}.")
 
 
-def check_sample_weight(sample_weight, n_samples: int) -> jax.Array | None:
-    """Per-point weights (N,): finite, non-negative, not all zero. None means all ones."""
+def check_sample_weight(sample_weight, n_samples: int, normalize: bool = False) -> jax.Array | None:
+    """Per-point weights (N,): finite, non-negative, not all zero. None means all ones.
+
+    With ``normalize`` the weights are scaled to mean one, in float64 on the
+    host for concrete input (so weights of 1e-40 or 1e37 lose nothing to
+    float32), which makes a fit independent of their scale; a sum that is not
+    finite even in float64 is rejected.
+    """
     if sample_weight is None:
         return None
     w = as_float_array("sample_weight", sample_weight)
     check_shape("sample_weight", w, (n_samples,))
-    check_finite("sample_weight", w)
-    a = host_values(w)
-    if a is not None:
-        if np.any(a < 0):
-            raise ValueError(f"sample_weight must be non-negative, got min {a.min()}.")
-        if not np.any(a > 0):
-            raise ValueError("sample_weight must have at least one positive entry, got all zeros.")
-    return w
+    if not is_concrete(w):
+        return w / jnp.mean(w) if normalize else w
+    a = np.asarray(sample_weight, dtype=np.float64) if not isinstance(sample_weight, jax.Array) else host_values(w)
+    check_finite("sample_weight", a)
+    if np.any(a < 0):
+        raise ValueError(f"sample_weight must be non-negative, got min {a.min()}.")
+    if not np.any(a > 0):
+        raise ValueError("sample_weight must have at least one positive entry, got all zeros.")
+    if not normalize:
+        return w
+    total = float(np.sum(a, dtype=np.float64))
+    if not np.isfinite(total):
+        raise ValueError("sample_weight sums to infinity; scale the weights down (only their ratios matter).")
+    return jnp.asarray((a * (n_samples / total)).astype(w.dtype))

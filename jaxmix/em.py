@@ -8,12 +8,17 @@ log_likelihood)`` and ``m_step(stats) -> params``. One iteration is
 
 where L_t is the weighted mean log-likelihood of theta_t (for k-means and
 fuzzy c-means, the negative mean objective, so "higher is better" holds for
-every family). EM stops when |L_t - L_{t-1}| < tol, scikit-learn's rule.
+every family). EM stops when |L_t - L_{t-1}| < tol s, scikit-learn's rule for
+mixtures (s = 1: log-likelihoods are in nats whatever the data's scale);
+for k-means and fuzzy c-means, whose objectives scale with the data's
+squared units, s is the mean per-feature variance of x, so the rule does
+not change when the data are rescaled (``model._tolerance_scale``).
 """
 
 from __future__ import annotations
 
 import functools
+import warnings
 from typing import Any, NamedTuple
 
 import jax
@@ -41,6 +46,13 @@ class EMResult(NamedTuple):
     history: jax.Array
     n_iter: jax.Array
     converged: jax.Array
+
+
+class ConvergenceWarning(UserWarning):
+    """EM stopped at ``max_iter`` before the change in its objective fell below the tolerance.
+
+    Silence it with ``warnings.simplefilter("ignore", jaxmix.ConvergenceWarning)``.
+    """
 
 
 def combine_stats(*stats):
@@ -93,11 +105,43 @@ def fit_em(model, params, x, *, max_iter: int = 100, tol: float = 1e-3, sample_w
     params, x = model._checked(params, x)
     max_iter, tol = check_loop_args(max_iter, tol)
     chunk_size = v.check_positive_int("chunk_size", chunk_size)
-    weights = v.check_sample_weight(sample_weight, x.shape[0])
-    check_enough_points(model, x, weights)
+    weights = fit_weights(model, x, sample_weight)
     params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, x.dtype), params)
-    weights = jnp.ones(x.shape[0], x.dtype) if weights is None else weights.astype(x.dtype)
-    return _fit_em(model, params, x, weights, jnp.asarray(tol, x.dtype), max_iter, chunk_size)
+    result = _fit_em(model, params, x, weights, jnp.asarray(tol, x.dtype), max_iter, chunk_size)
+    return checked_result(model, result, x, weights, tol)
+
+
+def fit_weights(model, x, sample_weight):
+    """Checked per-point weights (N,) of a fit, scaled to mean one (ones for None).
+
+    Scaling once makes the fit independent of the weights' scale (the
+    M-step's 10 eps guards are then in units of points).
+    """
+    weights = v.check_sample_weight(sample_weight, x.shape[0], normalize=True)
+    check_enough_points(model, x, weights)
+    return jnp.ones(x.shape[0], x.dtype) if weights is None else weights.astype(x.dtype)
+
+
+def checked_result(model, result: EMResult, x, weights, tol: float, what: str = "EM"):
+    """A concrete fit's result, checked: ValueError if it is not finite; ConvergenceWarning if it
+    stopped at ``max_iter`` short of the tolerance (not for ``tol=0``, which asks for max_iter)."""
+    if not v.is_concrete(result):
+        return result
+    finite = all(np.all(np.isfinite(np.asarray(leaf))) for leaf in jax.tree_util.tree_leaves(
+        (result.params, result.log_likelihood)))
+    if not finite:
+        hint = ("some covariances became singular (a constant feature, or a component holding one point or "
+                "duplicated points); increase reg_covar, use fewer components, or rescale the data"
+                if hasattr(model, "reg_covar") else "use fewer components, or rescale the data")
+        raise ValueError(f"{what} ended with non-finite parameters or log-likelihood: {hint}.")
+    if tol > 0 and not bool(result.converged):
+        n_iter, history = int(result.n_iter), np.asarray(result.history)
+        change = abs(history[n_iter - 1] - history[n_iter - 2]) if n_iter >= 2 else float("nan")
+        scaled = tol * float(model._tolerance_scale(x, weights))
+        warnings.warn(ConvergenceWarning(
+            f"{what} did not converge in max_iter={n_iter} iterations: the last change in the objective "
+            f"was {change:.3g}, above the tolerance {scaled:.3g}; increase max_iter or tol."), stacklevel=3)
+    return result
 
 
 def check_loop_args(max_iter, tol):
@@ -211,6 +255,7 @@ def run_em(model, params, x, weights, tol, max_iter, chunk_size=DEFAULT_CHUNK_SI
     the loop (10-15 % less compile time for a full-covariance mixture).
     """
     dtype = x.dtype
+    tol = tol * model._tolerance_scale(x, weights)
     xb, wb = to_chunks(x, weights, chunk_size)
     total_weight = jnp.sum(weights)
 

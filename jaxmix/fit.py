@@ -10,7 +10,8 @@ import jax.numpy as jnp
 from jaxmix import _init
 from jaxmix import _validation as v
 from jaxmix._threads import run_side_by_side, usable_cores
-from jaxmix.em import DEFAULT_CHUNK_SIZE, EMProgram, EMResult, check_enough_points, check_loop_args, run_em
+from jaxmix.em import (DEFAULT_CHUNK_SIZE, EMProgram, EMResult, check_loop_args, checked_result, fit_weights,
+                       run_em)
 
 
 class FitResult(NamedTuple):
@@ -54,7 +55,10 @@ def fit(key, model, x, *, n_init: int = 1, init: str = "kmeans", max_iter: int =
     """
     static, dynamic = fit_arguments(key, model, x, n_init=n_init, init=init, max_iter=max_iter, tol=tol,
                                     sample_weight=sample_weight, chunk_size=chunk_size)
-    return run_restarts(static, dynamic)
+    result = run_restarts(static, dynamic)
+    _, x, weights, _ = dynamic
+    checked_result(model, result.best, x, weights, tol, what="EM (the best restart)")
+    return result
 
 
 def fit_arguments(key, model, x, *, n_init, init, max_iter, tol, sample_weight, chunk_size):
@@ -70,9 +74,7 @@ def fit_arguments(key, model, x, *, n_init, init, max_iter, tol, sample_weight, 
     max_iter, tol = check_loop_args(max_iter, tol)
     x = model._check_x(x, None)
     chunk_size = v.check_positive_int("chunk_size", chunk_size)
-    weights = v.check_sample_weight(sample_weight, x.shape[0])
-    check_enough_points(model, x, weights)
-    weights = jnp.ones(x.shape[0], x.dtype) if weights is None else weights.astype(x.dtype)
+    weights = fit_weights(model, x, sample_weight)
     batch, _ = restart_plan(n_init, x.size * model.n_components)
     static = {"model": model, "init": init, "max_iter": max_iter, "chunk_size": chunk_size, "batch": batch}
     return static, (jax.random.split(key, n_init), x, weights, jnp.asarray(tol, x.dtype))

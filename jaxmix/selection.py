@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import numbers
+import warnings
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
@@ -10,7 +13,7 @@ import jax
 import numpy as np
 
 from jaxmix import _validation as v
-from jaxmix.em import DEFAULT_CHUNK_SIZE
+from jaxmix.em import DEFAULT_CHUNK_SIZE, ConvergenceWarning, checked_result
 from jaxmix._threads import run_side_by_side, usable_cores
 from jaxmix.fit import _fit, fit_arguments
 from jaxmix.gaussian import GaussianMixture
@@ -60,6 +63,14 @@ def select_components(key, x, n_components=(1, 2, 3, 4, 5, 6), covariance_types=
       >>> int(table.n_components[table.best])
       2
     """
+    if isinstance(covariance_types, str):
+        covariance_types = (covariance_types,)
+    if isinstance(n_components, numbers.Integral) or not isinstance(n_components, Iterable):
+        raise TypeError(f"n_components must be a sequence of ints such as range(1, 7) or [3], got "
+                        f"{type(n_components).__name__} {n_components!r}.")
+    if not v.is_concrete(key, x):
+        raise TypeError("select_components cannot run inside jax.jit or vmap: it compiles and runs one program "
+                        "per candidate. Call it on concrete arrays, or jit jaxmix.fit for one candidate.")
     candidates = list(itertools.product(n_components, covariance_types))
     if not candidates:
         raise ValueError("n_components and covariance_types must each name at least one candidate.")
@@ -82,6 +93,14 @@ def select_components(key, x, n_components=(1, 2, 3, 4, 5, 6), covariance_types=
     runs = run_side_by_side([(program, dynamic) for program, (_, dynamic) in zip(compiled, arguments)],
                             usable_cores())
     fits = [result.best for result in runs]
+    with warnings.catch_warnings(record=True) as caught:  # one ConvergenceWarning per call, not per candidate
+        warnings.simplefilter("always", ConvergenceWarning)
+        for model, result, (_, (_, _, weights, _)) in zip(models, fits, arguments):
+            checked_result(model, result, x, weights, tol,
+                           what=f"EM for n_components={model.n_components}, covariance_type={model.covariance_type!r}")
+    if caught:
+        warnings.warn(ConvergenceWarning(f"{len(caught)} of {len(candidates)} candidates did not converge; "
+                                         f"the first: {caught[0].message}"), stacklevel=2)
     # best.log_likelihood is the mean log-likelihood of the returned parameters (fit's final E-step).
     log_likelihood = np.array([float(result.log_likelihood) for result in fits])
     p = np.array([model.n_parameters(d) for model in models])

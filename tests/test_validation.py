@@ -71,9 +71,10 @@ def test_n_components(cls, bad, error):
         cls(bad)
 
 
-@pytest.mark.parametrize("bad", ["fulll", "FULL", "", None])
-def test_unknown_covariance_type(bad):
-    with pytest.raises(ValueError, match="covariance_type"):
+@pytest.mark.parametrize("bad, error", [("fulll", ValueError), ("FULL", ValueError), ("", ValueError),
+                                        (None, TypeError), (["full"], TypeError)])
+def test_unknown_covariance_type(bad, error):
+    with pytest.raises(error, match="covariance_type"):
         GaussianMixture(2, bad)
 
 
