@@ -59,14 +59,21 @@ def combine_stats(*stats):
     """Combine the sufficient statistics of disjoint chunks of data.
 
     Every field is summed except ``reference`` (the point the statistics are
-    centered on, which every chunk of one E-step shares). ``m_step`` of the
-    result equals ``m_step`` of the statistics of all the data at once.
+    centered on, which every chunk of one E-step shares). A family whose
+    statistics are not plain sums (a log scale, the points farthest from
+    their centers) gives its statistics a ``combine(other)`` method, used
+    instead. ``m_step`` of the result equals ``m_step`` of the statistics of
+    all the data at once.
     """
-    first = stats[0]
-    summed = jax.tree_util.tree_map(lambda *leaves: functools.reduce(jnp.add, leaves), *stats)
-    if hasattr(first, "reference"):
-        summed = summed._replace(reference=first.reference)
-    return summed
+    if hasattr(stats[0], "combine"):
+        return functools.reduce(lambda a, b: a.combine(b), stats)
+    return functools.reduce(add_stats, stats)
+
+
+def add_stats(a, b):
+    """Fieldwise a + b, except ``reference``, which is a's."""
+    summed = jax.tree_util.tree_map(jnp.add, a, b)
+    return summed._replace(reference=a.reference) if hasattr(a, "reference") else summed
 
 
 def fit_em(model, params, x, *, max_iter: int = 100, tol: float = 1e-3, sample_weight=None,

@@ -9,14 +9,45 @@ import jax
 import jax.numpy as jnp
 
 from jaxmix import _validation as v
-from jaxmix._centroids import CentroidModel, CentroidStats, first_argmin
+from jaxmix._centroids import CentroidModel, first_argmin
 from jaxmix._distances import centered
+from jaxmix.em import add_stats
 
 
 class KMeansParams(NamedTuple):
     """Cluster centers mu (K, D)."""
 
     centers: jax.Array
+
+
+class KMeansStats(NamedTuple):
+    """Lloyd's statistics about ``reference`` (the current centers), and where to relocate empty clusters.
+
+    ``counts`` sum_i w_i [z_i = k] (K,); ``sums`` sum_i w_i [z_i = k] (x_i - reference_k) (K, D);
+    ``far_points`` (K, D) the K points farthest from their nearest center, farthest first, and
+    ``far_distances`` (K,) their squared distances (0 in unused slots).
+    """
+
+    counts: jax.Array
+    sums: jax.Array
+    reference: jax.Array
+    far_points: jax.Array
+    far_distances: jax.Array
+
+    def combine(self, other):
+        """Sums added; the K farthest points of both kept."""
+        sums = add_stats(self._replace(far_points=0, far_distances=0), other._replace(far_points=0,
+                                                                                       far_distances=0))
+        return sums._replace(**_farthest(jnp.concatenate([self.far_points, other.far_points]),
+                                         jnp.concatenate([self.far_distances, other.far_distances]),
+                                         self.counts.shape[0]))
+
+
+def _farthest(points, distances, k):
+    """The k largest of ``distances`` (padded with zeros) and their ``points`` (rows), largest first."""
+    top, index = jax.lax.top_k(distances, min(k, distances.shape[0]))
+    pad = k - top.shape[0]
+    return {"far_points": jnp.pad(points[index], ((0, pad), (0, 0))), "far_distances": jnp.pad(top, (0, pad))}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,7 +57,10 @@ class KMeans(CentroidModel):
     On the EM protocol, the E-step's "log-likelihood" is the negative mean
     squared distance to the nearest center, -(1/N) sum_i min_k ||x_i - mu_k||^2,
     so that ``fit_em`` treats every family alike (higher is better). A center
-    that loses all its points stays where it was.
+    that loses all its points is relocated, as scikit-learn does, to the
+    point farthest from its nearest center (the j-th empty center, by index,
+    to the j-th farthest point); that point's distance drops to zero, so the
+    objective still never increases.
 
     Examples:
       >>> import jax.numpy as jnp
@@ -48,17 +82,26 @@ class KMeans(CentroidModel):
         return jax.nn.one_hot(self.predict(params, x), self.n_clusters, dtype=params.centers.dtype)
 
     def _accumulate(self, params, xt, weights):
-        # argmin_k ||x_i - mu_k||^2 = argmin_k (||mu_k||^2 - 2 mu_k . x_i): ||x_i||^2 is added to the
-        # minimum only, an N-vector instead of another K x N pass (both centered on common_center).
+        # argmin_k ||x_i - mu_k||^2 = argmin_k (||mu_k||^2 - 2 mu_k . x_i), one matrix product (centered
+        # on common_center); the reported distance to the nearest center is then summed from x_i - mu_{z_i}
+        # itself, which cannot cancel in float32.
         xs, cs = centered(xt, params.centers)
-        labels, smallest = first_argmin(jnp.sum(jnp.square(cs), axis=1)[:, None] - 2.0 * cs @ xs)
-        nearest = jnp.maximum(smallest + jnp.sum(jnp.square(xs), axis=0), 0.0)
+        labels, _ = first_argmin(jnp.sum(jnp.square(cs), axis=1)[:, None] - 2.0 * cs @ xs)
+        offsets = xt - params.centers[labels].T
+        nearest = jnp.sum(jnp.square(offsets), axis=0)
         k = self.n_clusters
-        # sum_i w_i (x_i - mu_{z_i}) per cluster: exact about the current centers, no K x N product.
-        offsets = (weights * (xt - params.centers[labels].T)).T
-        stats = CentroidStats(
+        stats = KMeansStats(
             counts=jax.ops.segment_sum(weights, labels, k),
-            sums=jax.ops.segment_sum(offsets, labels, k),
+            sums=jax.ops.segment_sum((weights * offsets).T, labels, k),
             reference=params.centers,
+            **_farthest(xt.T, jnp.where(weights > 0, nearest, 0.0), k),
         )
         return stats, -jnp.sum(weights * nearest)
+
+    def m_step(self, stats: KMeansStats) -> KMeansParams:
+        """c_k = sum_{z_i = k} w_i x_i / sum_{z_i = k} w_i; an empty center moves to a far point (class doc)."""
+        centers = super().m_step(stats).centers
+        empty = stats.counts <= 0
+        rank = jnp.cumsum(empty) - 1  # the j-th empty center takes the j-th farthest point
+        relocate = empty & (stats.far_distances[rank] > 0)
+        return KMeansParams(jnp.where(relocate[:, None], stats.far_points[rank], centers))

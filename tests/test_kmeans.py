@@ -8,7 +8,7 @@ What is checked against what:
 - ``predict`` against a brute-force numpy argmin over all squared distances;
   ``posterior`` against the one-hot of those labels.
 - Degenerate data (points exactly on centers, every point duplicated): no NaN,
-  and still scikit-learn's result; a center far from all data keeps its place.
+  and still scikit-learn's result; empty centers relocated as scikit-learn does.
 - float32 data 1e5 away from the origin (where the expanded
   ||x||^2 - 2 x.c + ||c||^2 in float32 mislabels most points) against the
   float64 scikit-learn labels on the same values.
@@ -100,15 +100,30 @@ def test_points_on_centers_and_duplicates_give_no_nan(x64):
     np.testing.assert_array_equal(labels, sk.labels_)
 
 
-def test_center_with_no_points_stays_where_it_was(x64):
-    centers = np.array([X[0], X[60], [1e3, -1e3]])
+def test_empty_center_is_relocated_as_scikit_learn_does(x64):
+    """scikit-learn's test_kmeans_relocated_clusters: the far center is empty at first and is moved to the
+    point farthest from its center; both reach inertia 0.25 (the old rule kept it in place: 1.5)."""
+    x = np.array([[0, 0], [0.5, 0], [0.5, 1], [1, 1]], float)
+    init = np.array([[0.5, 0.5], [3, 3]])
+    sk = SkKMeans(n_clusters=2, n_init=1, init=init, algorithm="lloyd").fit(x)
+    result = fit_em(KMeans(2), KMeansParams(init), x, max_iter=20, tol=1e-10)
+    assert -float(result.log_likelihood) * len(x) == pytest.approx(sk.inertia_, abs=1e-12)
+    assert -float(result.log_likelihood) * len(x) == pytest.approx(0.25, abs=1e-12)
+    got = sorted(map(tuple, np.asarray(result.params.centers)))
+    np.testing.assert_allclose(got, sorted(map(tuple, sk.cluster_centers_)), atol=1e-12)
+
+
+def test_empty_centers_go_to_the_farthest_points_and_never_raise_the_objective(x64):
+    centers = np.array([X[0], [1e3, -1e3], [-1e3, 1e3]])
     model = KMeans(K)
     result = fit_em(model, KMeansParams(centers), X, max_iter=MAX_ITER, tol=0.0)
-    got = np.asarray(result.params.centers)
-    assert np.all(np.isfinite(got))
-    np.testing.assert_array_equal(got[2], centers[2])
-    assert not np.any(np.asarray(model.predict(result.params, X)) == 2)
-    assert np.all(np.isfinite(np.asarray(result.history)))
+    history = np.asarray(result.history)
+    assert np.all(np.diff(history) >= -1e-12)
+    first = fit_em(model, KMeansParams(centers), X, max_iter=1, tol=0.0).params.centers
+    distances = np.sum((X - centers[0]) ** 2, axis=1)  # every point is nearest to center 0 at first
+    farthest = X[np.argsort(-distances)[:2]]
+    np.testing.assert_array_equal(np.asarray(first)[1:], farthest)
+    assert len(np.unique(np.asarray(model.predict(result.params, X)))) == K
 
 
 def test_float32_data_far_from_origin_labels_match_float64():
