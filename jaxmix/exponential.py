@@ -28,10 +28,14 @@ class ExponentialMixtureUnconstrained(NamedTuple):
 
 
 class ExponentialStats(NamedTuple):
-    """Additive statistics: counts n_j = sum_i wr_ij and sums s_j = sum_i wr_ij x_i."""
+    """Additive statistics: counts n_j = sum_i wr_ij and sums s_j = sum_i wr_ij x_i.
+
+    ``reference`` (K,) holds the current means 1 / lambda_j, kept (not summed) when chunks combine.
+    """
 
     counts: jax.Array
     sums: jax.Array
+    reference: jax.Array
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,20 +91,24 @@ class ExponentialMixture(Mixture):
         return jnp.log(params.weights)[:, None] + jnp.log(rates) - rates * xt
 
     def _reference(self, params):
-        return 1.0 / params.rates[:, None]
+        return 1.0 / params.rates
 
     def _statistics(self, reference, xt, wr):
-        return ExponentialStats(counts=jnp.sum(wr, axis=1), sums=wr @ xt[0])
+        return ExponentialStats(counts=jnp.sum(wr, axis=1), sums=wr @ xt[0], reference=reference)
 
     def m_step(self, stats: ExponentialStats) -> ExponentialMixtureParams:
         """u_j = n_j / sum_l n_l; lambda_j = n_j / sum_i q_ji x_i (MATH.md section 3).
 
-        n_j gets 10 eps added (as for the Gaussian mixture) so an empty component
-        gets a tiny weight; its rate n_j / s_j stays finite when s_j > 0.
+        n_j gets 10 eps added (as for the Gaussian mixture; counts are in
+        points, fits scale sample weights to mean one) so an empty component
+        gets a tiny weight. A component with s_j = 0 (no points, or only
+        points at 0) keeps its rate 1 / reference_j, so no guard is added to
+        s_j, whose scale is the data's.
         """
-        tiny = 10 * jnp.finfo(stats.counts.dtype).eps
-        nk = stats.counts + tiny
-        return ExponentialMixtureParams(nk / jnp.sum(nk), nk / (stats.sums + tiny))
+        nk = stats.counts + 10 * jnp.finfo(stats.counts.dtype).eps
+        positive = stats.sums > 0
+        rates = jnp.where(positive, nk / jnp.where(positive, stats.sums, 1.0), 1.0 / stats.reference)
+        return ExponentialMixtureParams(nk / jnp.sum(nk), rates)
 
     def to_unconstrained(self, params: ExponentialMixtureParams) -> ExponentialMixtureUnconstrained:
         """logits = log u (floored at log tiny, as for the Gaussian mixture), log_rates = log lambda."""

@@ -22,19 +22,46 @@ class FuzzyCMeansParams(NamedTuple):
 
 
 def fuzzy_memberships(sq, fuzzifier, axis=-1):
-    """r_ij = d_ij^(-2/(m-1)) / sum_l d_il^(-2/(m-1)) from squared distances d^2, centers along ``axis``.
+    """r_ij = d_ij^(-2/(m-1)) / sum_l d_il^(-2/(m-1)) from squared distances d^2, centers along ``axis``."""
+    return jnp.exp(log_fuzzy_memberships(sq, fuzzifier, axis))
 
-    Computed as a softmax of -log(d^2) / (m - 1). A point exactly on a center
-    (d^2 = 0) gets membership 1 there and 0 elsewhere (the limit; ties go
-    to the first such center), never a NaN.
+
+def log_fuzzy_memberships(sq, fuzzifier, axis=-1):
+    """log r_ij, as a log-softmax of -log(d^2) / (m - 1).
+
+    A point exactly on a center (d^2 = 0) gets membership 1 there and 0
+    elsewhere (the limit; ties go to the first such center), never a NaN.
     """
     on_center = sq <= 0
     hit = jnp.any(on_center, axis=axis, keepdims=True)
     safe = jnp.where(on_center, 1.0, sq)
-    soft = jax.nn.softmax(-jnp.log(safe) / (fuzzifier - 1.0), axis=axis)
+    soft = jax.nn.log_softmax(-jnp.log(safe) / (fuzzifier - 1.0), axis=axis)
     first = jnp.cumsum(on_center, axis=axis) == 1
-    hard = (on_center & first).astype(sq.dtype)
-    return jnp.where(hit, hard, soft)
+    return jnp.where(hit, jnp.where(on_center & first, 0.0, -jnp.inf), soft)
+
+
+class FuzzyStats(NamedTuple):
+    """Statistics of the center weights u_ij = r_ij^m about ``reference``, in log scale.
+
+    ``counts`` sum_i w_i u_ij e^{-log_scale_j} (K,), ``sums`` sum_i w_i u_ij e^{-log_scale_j}
+    (x_i - reference_j) (K, D): scaled by a per-center factor so that r^m, which underflows in
+    float32 for a large fuzzifier (0.1^100), never has to be formed. The M-step's ratio is
+    unchanged by the scale.
+    """
+
+    counts: jax.Array
+    sums: jax.Array
+    reference: jax.Array
+    log_scale: jax.Array
+
+    def combine(self, other):
+        """Both brought to the larger scale, then added (an empty side counts as scale -inf)."""
+        a = jnp.where(self.counts > 0, self.log_scale, -jnp.inf)
+        b = jnp.where(other.counts > 0, other.log_scale, -jnp.inf)
+        scale = jnp.maximum(jnp.maximum(a, b), jnp.finfo(self.counts.dtype).min)
+        fa, fb = jnp.exp(a - scale), jnp.exp(b - scale)
+        return FuzzyStats(fa * self.counts + fb * other.counts,
+                          fa[:, None] * self.sums + fb[:, None] * other.sums, self.reference, scale)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,8 +99,11 @@ class FuzzyCMeans(CentroidModel):
 
     def _accumulate(self, params, xt, weights):
         sq = exact_squared_distances(xt, params.centers)
-        r = fuzzy_memberships(sq, self.fuzzifier, axis=0)
-        rm = r**self.fuzzifier
-        u = rm if self.center_update == "coordinate_descent" else r
-        stats = self._statistics(params.centers, xt, u * weights)
-        return stats, -jnp.sum(weights * jnp.sum(rm * sq, axis=0))
+        log_r = log_fuzzy_memberships(sq, self.fuzzifier, axis=0)
+        log_rm = self.fuzzifier * log_r
+        log_u = log_rm if self.center_update == "coordinate_descent" else log_r
+        log_scale = jax.lax.stop_gradient(jnp.max(jnp.where(weights > 0, log_u, -jnp.inf), axis=1))
+        log_scale = jnp.maximum(log_scale, jnp.finfo(sq.dtype).min)
+        centroid = self._statistics(params.centers, xt, jnp.exp(log_u - log_scale[:, None]) * weights)
+        stats = FuzzyStats(centroid.counts, centroid.sums, centroid.reference, log_scale)
+        return stats, -jnp.sum(weights * jnp.sum(jnp.exp(log_rm) * sq, axis=0))
