@@ -10,6 +10,7 @@ argument is a tracer. Jitted internals never call into this module.
 from __future__ import annotations
 
 import numbers
+import os
 
 import jax
 import jax.numpy as jnp
@@ -140,7 +141,49 @@ def check_data(x, n_features: int | None = None, name: str = "x") -> jax.Array:
             f"got {name} of shape {x.shape}."
         )
     check_finite(name, x)
+    check_span(name, x)
     return x
+
+
+def check_span(name: str, x) -> None:
+    """Reject data whose squared distances overflow the dtype (no-op under tracing).
+
+    Every distance between points, and to centers inside the data's range,
+    is at most the diagonal of its bounding box; when D times the square of
+    the widest span overflows, a point at 1e20 beside data near 0 in float32
+    say, densities and posteriors would become inf and NaN.
+    """
+    a = host_values(x)
+    if a is None or a.size == 0:
+        return
+    span = float(np.max(np.ptp(a, axis=0)))
+    limit = float(np.sqrt(np.finfo(a.dtype).max / (16 * a.shape[1])))
+    if span > limit:
+        raise ValueError(
+            f"{name} spans {span:.3g} in one feature, so squared distances overflow {a.dtype} (a span of at most "
+            f"{limit:.3g} fits); rescale the data, drop far outliers, or compute in float64 with "
+            'jax.config.update("jax_enable_x64", True).'
+        )
+
+
+def check_sample_size(n: int, bytes_per_sample: int) -> int:
+    """A number of draws whose arrays fit in memory: ValueError before anything is allocated."""
+    n = check_positive_int("n", n)
+    available = memory_bytes()
+    if n * bytes_per_sample > available:
+        raise ValueError(
+            f"n={n} draws need {n * bytes_per_sample / 2**30:.3g} GiB, more than the "
+            f"{available / 2**30:.3g} GiB of memory; draw them in batches with separate keys."
+        )
+    return n
+
+
+def memory_bytes() -> int:
+    """The default device's memory: its allocator's limit, or the host's physical memory on a CPU."""
+    stats = jax.devices()[0].memory_stats() or {}
+    if "bytes_limit" in stats:
+        return int(stats["bytes_limit"])
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 def check_shape(name: str, arr, shape: tuple) -> None:

@@ -121,7 +121,7 @@ class ExponentialMixture(Mixture):
     def sample(self, key, params, n: int):
         """Draw n points: z ~ Categorical(u), x = Exp(1) / lambda_z. Returns (x of shape (n,), z)."""
         params = self._check_params(params)
-        n = v.check_positive_int("n", n)
+        n = v.check_sample_size(n, 3 * params.rates.dtype.itemsize + 4)
         key_z, key_x = jax.random.split(key)
         z = jax.random.categorical(key_z, jnp.log(params.weights), shape=(n,))
         return jax.random.exponential(key_x, (n,), dtype=params.rates.dtype) / params.rates[z], z

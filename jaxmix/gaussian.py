@@ -156,7 +156,8 @@ class GaussianMixture(Mixture):
     def sample(self, key, params, n: int):
         """Draw n points: z ~ Categorical(w), x = mu_z + Sigma_z^{1/2} eps. Returns (x, z)."""
         params = self._check_params(params)
-        n = v.check_positive_int("n", n)
+        d, itemsize = params.means.shape[1], params.means.dtype.itemsize
+        n = v.check_sample_size(n, (3 * d + 1) * itemsize + 4)  # x, the noise and its scaled copy; z
         key_z, key_x = jax.random.split(key)
         z = jax.random.categorical(key_z, jnp.log(params.weights), shape=(n,))
         eps = jax.random.normal(key_x, (n, params.means.shape[1]), dtype=params.means.dtype)

@@ -413,7 +413,10 @@ def _cluster(model, params, x):
 
 def sample(key, model, params, n: int):
     """``(x_mean, z)``: n latent draws z ~ p(z) (n, L) and their decoded means E[x | z] (n, D)."""
-    return _sample(key, model, _check_params(model, params), v.check_positive_int("n", n))
+    params = _check_params(model, params)
+    itemsize = params.decoder[0].weights.dtype.itemsize
+    widest = max((model.latent_dim, model.n_features, *model.hidden_sizes))
+    return _sample(key, model, params, v.check_sample_size(n, 3 * widest * itemsize))
 
 
 @functools.partial(jax.jit, static_argnames=("model", "n"))
