@@ -254,7 +254,8 @@ def check_sample_weight(sample_weight, n_samples: int, normalize: bool = False) 
         raise ValueError("sample_weight must have at least one positive entry, got all zeros.")
     if not normalize:
         return w
-    total = float(np.sum(a, dtype=np.float64))
+    with np.errstate(over="ignore"):
+        total = float(np.sum(a, dtype=np.float64))
     if not np.isfinite(total):
         raise ValueError("sample_weight sums to infinity; scale the weights down (only their ratios matter).")
     return jnp.asarray((a * (n_samples / total)).astype(w.dtype))
