@@ -68,18 +68,21 @@ def test_tight_components_far_from_origin_are_exact(cov_type):
 
 
 @given(offset=st.sampled_from([0.0, 1.0, 1e2, 1e4, -3e4]), scale=st.sampled_from([1e-3, 1.0, 1e3]),
-       cov_type=st.sampled_from(COVARIANCE_TYPES), seed=st.integers(0, 2**16))
-def test_log_prob_matches_float64_whatever_the_offset_and_scale(offset, scale, cov_type, seed):
-    """The float32 log-density equals the float64 one of the same float32 values to ~1e-5 relative."""
+       cov_type=st.sampled_from(COVARIANCE_TYPES), dtype=st.sampled_from(["float32", "float16", "bfloat16", "int64"]),
+       seed=st.integers(0, 2**16))
+def test_log_prob_matches_float64_whatever_the_offset_scale_and_dtype(offset, scale, cov_type, dtype, seed):
+    """The log-density equals the float64 one of the same values (as the working float32 holds them)."""
     rng = np.random.default_rng(seed)
     k, d = 3, 2
     means = (rng.normal(size=(k, d)) * 4 * scale + offset).astype(np.float32)
-    x = (means[rng.integers(0, k, 64)] + rng.normal(size=(64, d)) * scale).astype(np.float32)
+    x = means[rng.integers(0, k, 64)] + rng.normal(size=(64, d)) * scale
+    x = np.rint(x).astype(np.int64) if dtype == "int64" else jnp.asarray(x, dtype)
     params = GaussianMixtureParams(np.full(k, 1 / k, np.float32), means,
                                    covariances(cov_type, k, d, scale**2).astype(np.float32))
-    expected = float64_log_prob(params, cov_type, x)
-    got = np.asarray(GaussianMixture(k, cov_type).log_prob(params, x))
-    np.testing.assert_allclose(got, expected, atol=2e-4 * (1 + np.abs(expected).max()))
+    expected = float64_log_prob(params, cov_type, np.asarray(x, np.float32))
+    got = GaussianMixture(k, cov_type).log_prob(params, x)
+    assert got.dtype == jnp.float32
+    np.testing.assert_allclose(np.asarray(got), expected, atol=2e-4 * (1 + np.abs(expected).max()))
 
 
 @pytest.mark.parametrize("cov_type", COVARIANCE_TYPES)
