@@ -1,5 +1,7 @@
 """Spectral clustering (MATH.md section 6) against scipy, scikit-learn and exact identities."""
 
+import warnings
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -9,7 +11,10 @@ import scipy.sparse
 from hypothesis import given
 from hypothesis import strategies as st
 from jax.experimental import sparse
+from scipy.sparse.csgraph import connected_components
 from scipy.sparse.csgraph import laplacian as scipy_laplacian
+from scipy.spatial.distance import cdist
+from sklearn.cluster import SpectralClustering
 from sklearn.datasets import make_blobs, make_circles, make_moons
 from sklearn.manifold import spectral_embedding as sklearn_spectral_embedding
 from sklearn.metrics import adjusted_rand_score
@@ -19,6 +24,8 @@ from sklearn.neighbors import kneighbors_graph
 from jaxmix.fit import fit
 from jaxmix.kmeans import KMeans
 from jaxmix.spectral import (
+    _dense_components,
+    _knn_components,
     default_neighbors,
     indicator_matrix,
     knn_affinity,
@@ -87,6 +94,40 @@ def test_large_graph_path_landmark_start_and_lobpcg():
     assert adjusted_rand_score(y, np.asarray(result.labels)) >= 0.95
 
 
+@pytest.mark.parametrize(("affinity", "remedy"), [("knn", "increase n_neighbors"), ("rbf", "decrease gamma")])
+def test_more_graph_components_than_clusters_warns_and_as_many_does_not(affinity, remedy):
+    """Three blobs far apart: three connected components, arbitrary with 2 clusters, the clusters with 3."""
+    kwargs = {"n_neighbors": 5} if affinity == "knn" else {"gamma": 1.0}
+    x, _ = make_blobs(40, centers=[[0, 0], [20, 0], [40, 0]], cluster_std=0.5, random_state=0)
+    assert connected_components(kneighbors_graph(x, 5), directed=False)[0] == 3
+    with pytest.warns(UserWarning, match=f"3 connected components, more than n_clusters=2.*{remedy}"):
+        spectral_clustering(jax.random.key(0), x, 2, affinity=affinity, **kwargs)
+    x, y = make_blobs(90, centers=[[0, 0], [20, 0], [40, 0]], cluster_std=0.5, random_state=0)
+    assert connected_components(kneighbors_graph(x, 5), directed=False)[0] == 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = spectral_clustering(jax.random.key(0), x, 3, affinity=affinity, **kwargs)
+    assert adjusted_rand_score(y, np.asarray(result.labels)) == 1.0
+
+
+@given(seed=st.integers(0, 2**31 - 1), m=st.integers(1, 30), density=st.floats(0.0, 0.2))
+def test_dense_component_count_matches_scipy(seed, m, density):
+    w = random_graph(seed, m, density)
+    assert _dense_components(jnp.asarray(w)) == connected_components(w, directed=False)[0]
+
+
+@given(seed=st.integers(0, 2**31 - 1), m=st.integers(2, 40), k=st.integers(1, 3))
+def test_knn_component_count_matches_scipy(seed, m, k):
+    """Neighbour lists (m, k) with some zero weights (underflowed edges, not edges)."""
+    rng = np.random.default_rng(seed)
+    index = rng.integers(0, m, size=(m, k))
+    a = rng.uniform(size=(m, k)) * (rng.uniform(size=(m, k)) < 0.7)
+    keep = a.ravel() > 0
+    rows, cols = np.repeat(np.arange(m), k)[keep], index.ravel()[keep]
+    graph = scipy.sparse.coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(m, m))
+    assert _knn_components(index, a) == connected_components(graph + graph.T, directed=False)[0]
+
+
 # -- affinities -------------------------------------------------------------------------------------
 def test_rbf_affinity_matches_sklearn_with_zero_diagonal(x64):
     x = np.random.default_rng(0).normal(size=(30, 3))
@@ -108,6 +149,81 @@ def test_knn_affinity_matches_sklearn(x64, n_features):
     weighted.data = np.exp(-0.2 * distances.data**2)
     np.testing.assert_allclose(knn_affinity(x, n_neighbors=7, mode="distance", gamma=0.2).todense(),
                                (0.5 * (weighted + weighted.T)).toarray(), atol=1e-12)
+
+
+EPS32 = float(np.finfo(np.float32).eps)
+
+
+def far_clusters(d, offset=1e4, separation=1e4, m=60, seed=0):
+    """float32 points: two unit-spread clusters ``separation`` apart, all ``offset`` from the origin."""
+    z = np.random.default_rng(seed).normal(size=(m, d))
+    z[m // 2:, 0] += separation
+    return (z + offset).astype(np.float32)
+
+
+def rbf_reference(x, gamma):
+    """exp(-gamma ||x_i - x_l||^2) with a zero diagonal, in float64 from scipy's cdist."""
+    w = np.exp(-gamma * cdist(x.astype(np.float64), x.astype(np.float64), "sqeuclidean"))
+    np.fill_diagonal(w, 0.0)
+    return w
+
+
+def test_rbf_affinity_of_far_float32_clusters_matches_float64_cdist():
+    """||a||^2 - 2 a.b + ||b||^2 around a shared point cancels in float32 (errors up to 0.86 before)."""
+    x = far_clusters(3)
+    w = rbf_affinity(x, gamma=0.5)
+    assert w.dtype == jnp.float32
+    np.testing.assert_allclose(w, rbf_reference(x, 0.5), rtol=0, atol=20 * EPS32)
+
+
+@given(offset=st.floats(-1e4, 1e4), log_scale=st.floats(-2, 2), separation=st.floats(0, 1e4))
+def test_rbf_affinity_float32_error_is_a_few_eps_at_any_offset_and_scale(offset, log_scale, separation):
+    scale = 10.0**log_scale
+    z = np.random.default_rng(0).normal(size=(24, 3)) * scale
+    z[12:, 1] += separation
+    x = (z + offset).astype(np.float32)
+    gamma = 0.25 / scale**2  # within-cluster weights of order exp(-1.5)
+    np.testing.assert_allclose(rbf_affinity(x, gamma=gamma), rbf_reference(x, gamma), rtol=0, atol=20 * EPS32)
+
+
+@pytest.mark.parametrize("n_features", [3, 20])  # cKDTree, and the blockwise JAX search above 16 features
+def test_knn_distance_weights_of_far_float32_clusters_match_float64_cdist(n_features):
+    x = far_clusters(n_features)
+    squared = cdist(x.astype(np.float64), x.astype(np.float64), "sqeuclidean")
+    np.fill_diagonal(squared, np.inf)
+    nearest = np.argsort(squared, axis=1)[:, :5]
+    a = np.zeros_like(squared)
+    gamma = 0.5 / n_features
+    np.put_along_axis(a, nearest, np.exp(-gamma * np.take_along_axis(squared, nearest, axis=1)), axis=1)
+    w = knn_affinity(x, n_neighbors=5, mode="distance", gamma=gamma).todense()
+    np.testing.assert_allclose(w, 0.5 * (a + a.T), rtol=0, atol=20 * EPS32)
+
+
+def test_clustering_and_predict_of_far_float32_clusters():
+    """Three clusters: two 2 apart (the cut that matters), the third 2.8e4 away; float32 throughout."""
+    rng = np.random.default_rng(0)
+    centers = np.array([[1e4, 1e4], [1e4 + 2, 1e4], [-1e4, -1e4]])
+    y, y_new = np.repeat(np.arange(3), 30), np.repeat(np.arange(3), 20)
+    x = (centers[y] + 0.3 * rng.normal(size=(90, 2))).astype(np.float32)
+    x_new = (centers[y_new] + 0.3 * rng.normal(size=(60, 2))).astype(np.float32)
+    result = spectral_clustering(jax.random.key(0), x, 3, gamma=1.0)
+    assert adjusted_rand_score(y, np.asarray(result.labels)) == 1.0  # 0.51 with the expansion
+    assert adjusted_rand_score(y_new, np.asarray(predict(result, x_new))) == 1.0
+
+
+@pytest.mark.parametrize("n_features", [2, 20])
+def test_knn_affinity_with_self_loops_is_sklearn_spectral_clusterings_affinity_matrix(x64, n_features):
+    x = np.random.default_rng(2).normal(size=(150, n_features))
+    model = SpectralClustering(2, affinity="nearest_neighbors", n_neighbors=7, random_state=0)
+    expected = model.fit(x).affinity_matrix_
+    w = np.asarray(knn_affinity(x, n_neighbors=7, include_self=True).todense())
+    np.testing.assert_array_equal(np.diag(w), 1.0)
+    np.testing.assert_allclose(w, expected.toarray(), rtol=0, atol=1e-15)
+    distances = kneighbors_graph(x, 7, mode="distance", include_self=True)  # the diagonal stored as 0
+    distances.data = np.exp(-0.2 * distances.data**2)
+    weighted = knn_affinity(x, n_neighbors=7, mode="distance", gamma=0.2, include_self=True)
+    np.testing.assert_allclose(weighted.todense(), (0.5 * (distances + distances.T)).toarray(), atol=1e-12)
+    np.testing.assert_array_equal(knn_affinity(x[:7], n_neighbors=7, include_self=True).todense(), 1.0)  # k=m
 
 
 # -- Laplacians -------------------------------------------------------------------------------------
@@ -225,6 +341,8 @@ def test_commute_time_kernel_pca_spans_laplacian_eigenmaps(x64):
         (lambda x: laplacian(to_bcoo(np.triu(np.asarray(rbf_affinity(x))))), "symmetric"),
         (lambda x: spectral_embedding(rbf_affinity(x), 2, method="lobpcg"), "key"),
         (lambda x: predict(spectral_clustering(jax.random.key(0), x, 2), x[:, :1]), "x_new"),
+        (lambda x: knn_affinity(x, n_neighbors=1, include_self=True), "n_neighbors must be >= 2 with"),
+        (lambda x: knn_affinity(x, n_neighbors=41, include_self=True), "n_neighbors must be <= the"),
     ],
 )
 def test_bad_input_raises_value_error_naming_it(call, name):
@@ -238,3 +356,56 @@ def test_default_neighbours_grow_like_log2_m():
     x, _ = make_moons(300, noise=0.06, random_state=0)
     result = spectral_clustering(jax.random.key(0), x, 2, affinity="knn")
     assert result.n_neighbors == 10
+
+
+@pytest.mark.parametrize("labels", [[0, -1, 1, 2], [0, 1, 3, 2]])
+def test_indicator_matrix_rejects_labels_outside_its_columns(labels):
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 3\) for n_clusters=3, got values from"):
+        indicator_matrix(np.array(labels), 3)
+    h = jax.jit(lambda labels: indicator_matrix(labels, 3))(jnp.array([0, 2, 2, 0]))  # traced: no value check
+    np.testing.assert_allclose(h, np.eye(3)[[0, 2, 2, 0]] / np.sqrt(2.0))
+
+
+@pytest.mark.parametrize("cut", [ratio_cut, normalized_cut])
+@pytest.mark.parametrize("labels", [np.array(["a", "b", "a", "b"]), list("abab"), np.array([0.0, 1, 0, 1])],
+                         ids=["numpy-strings", "list-of-strings", "floats"])
+def test_cuts_reject_non_integer_labels_with_a_type_error(cut, labels):
+    w = random_graph(0, 4, density=1.0)
+    with pytest.raises(TypeError, match=r"labels must be integer cluster indices in \[0, K\)"):
+        cut(w, labels)
+    indices = np.unique(np.asarray(labels), return_inverse=True)[1]  # the remedy the message gives
+    assert float(cut(w, indices)) == float(cut(w, np.array([0, 1, 0, 1])))
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda x: rbf_affinity(x, gamma=1.0),
+        lambda x: rbf_affinity(x),
+        lambda x: knn_affinity(x, n_neighbors=2),
+        lambda x: spectral_clustering(jax.random.key(0), x, 2),
+        lambda x: spectral_clustering(jax.random.key(0), x, 2, affinity="knn", n_neighbors=2),
+        lambda x: predict(spectral_clustering(jax.random.key(0), np.arange(12.0).reshape(6, 2), 2, gamma=0.1),
+                          x),
+    ],
+)
+def test_data_without_features_raises_value_error(call):
+    """rbf_affinity returned a matrix of ones (every distance 0) for 0 features."""
+    with pytest.raises(ValueError, match=r"must hold at least one feature, got shape \(6, 0\)"):
+        call(np.zeros((6, 0), np.float32))
+
+
+@pytest.mark.parametrize("affinity", ["rbf", "knn"])
+def test_int64_data_beyond_int32_is_not_wrapped(affinity):
+    """Three clusters of spread 1e7 around 0, 2^31 (where int32 wraps to -2^31) and 6e9, as int64, x64 off.
+
+    The float64 copy of the data takes the float path; the int32 wrap split the middle cluster (ARI 0.3, 0.6).
+    """
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 30)
+    centers = np.array([0, 2**31, 6 * 10**9], np.int64)
+    x = centers[y, None] + rng.integers(-10**7, 10**7, size=(90, 2), dtype=np.int64)
+    labels = np.asarray(spectral_clustering(jax.random.key(0), x, 3, affinity=affinity).labels)
+    reference = spectral_clustering(jax.random.key(0), x.astype(np.float64), 3, affinity=affinity).labels
+    assert adjusted_rand_score(y, labels) == 1.0
+    np.testing.assert_array_equal(labels, reference)
