@@ -138,11 +138,11 @@ class VAE:
                             f"{type(self.hidden_sizes).__name__} {self.hidden_sizes!r}.")
         object.__setattr__(self, "hidden_sizes", tuple(
             v.check_positive_int(f"hidden_sizes[{i}]", size) for i, size in enumerate(self.hidden_sizes)))
-        _check_option("decoder", self.decoder, DECODERS)
+        v.check_choice("decoder", self.decoder, DECODERS)
         if self.n_components is not None:
             v.check_positive_int("n_components", self.n_components)
-        _check_option("prior_covariance", self.prior_covariance, PRIOR_COVARIANCES)
-        _check_option("activation", self.activation, ACTIVATIONS)
+        v.check_choice("prior_covariance", self.prior_covariance, PRIOR_COVARIANCES)
+        v.check_choice("activation", self.activation, ACTIVATIONS)
         if self.decoder_std is not None:
             if self.decoder != "gaussian":
                 raise ValueError(f"decoder_std applies to the Gaussian decoder only; got decoder_std="
@@ -156,13 +156,6 @@ class VAE:
         if self.n_components is None:
             return None
         return GaussianMixture(self.n_components, covariance_type=self.prior_covariance)
-
-
-def _check_option(name, value, options) -> None:
-    if not isinstance(value, str):
-        raise TypeError(f"{name} must be a str, one of {sorted(options)}, got {type(value).__name__} "
-                        f"{value!r}.")
-    v.check_choice(name, value, options)
 
 
 class VAEParams(NamedTuple):
