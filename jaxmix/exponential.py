@@ -30,7 +30,7 @@ class ExponentialMixtureUnconstrained(NamedTuple):
 class ExponentialStats(NamedTuple):
     """Additive statistics: counts n_j = sum_i wr_ij and sums s_j = sum_i wr_ij x_i.
 
-    ``reference`` (K,) holds the current means 1 / lambda_j, kept (not summed) when chunks combine.
+    ``reference`` (K, 1) holds the current means 1 / lambda_j, kept (not summed) when chunks combine.
     """
 
     counts: jax.Array
@@ -91,7 +91,7 @@ class ExponentialMixture(Mixture):
         return jnp.log(params.weights)[:, None] + jnp.log(rates) - rates * xt
 
     def _reference(self, params):
-        return 1.0 / params.rates
+        return 1.0 / params.rates[:, None]
 
     def _statistics(self, reference, xt, wr):
         return ExponentialStats(counts=jnp.sum(wr, axis=1), sums=wr @ xt[0], reference=reference)
@@ -107,7 +107,7 @@ class ExponentialMixture(Mixture):
         """
         nk = stats.counts + 10 * jnp.finfo(stats.counts.dtype).eps
         positive = stats.sums > 0
-        rates = jnp.where(positive, nk / jnp.where(positive, stats.sums, 1.0), 1.0 / stats.reference)
+        rates = jnp.where(positive, nk / jnp.where(positive, stats.sums, 1.0), 1.0 / stats.reference[:, 0])
         return ExponentialMixtureParams(nk / jnp.sum(nk), rates)
 
     def to_unconstrained(self, params: ExponentialMixtureParams) -> ExponentialMixtureUnconstrained:
