@@ -35,7 +35,6 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy.linalg import solve_triangular
 
 from jaxmix import _validation as v
 from jaxmix._distances import exact_squared_distances, scaled_squared_distances
@@ -93,11 +92,38 @@ def _diagonal_moments(xt, ref, wr):
     return jnp.sum(wy, axis=2), jnp.sum(wy * y, axis=2)
 
 
+def _cholesky(cov):
+    """The lower Cholesky factor L of cov = L L^T (..., D, D), one column per step of plain array ops.
+
+    Column j: s = cov[:, j] - L L[j, :]^T, L[j, j] = sqrt(s_j), L[i, j] = s_i / L[j, j] for i > j.
+    Written out (not ``jnp.linalg.cholesky``) so that EM programs hold no LAPACK custom call, which
+    jaxlib runs on XLA's intra-op thread pool and which can deadlock two programs running at once
+    (``jaxmix._threads``). A matrix that is not positive definite gives NaN, as LAPACK's does in JAX;
+    the input is symmetrized first, as ``jnp.linalg.cholesky`` does.
+    """
+    d = cov.shape[-1]
+    index = jnp.arange(d)
+    cov = 0.5 * (cov + jnp.swapaxes(cov, -1, -2))  # as jnp.linalg.cholesky: a symmetric gradient
+
+    def column(j, chol):
+        s = cov[..., :, j] - jnp.einsum("...ik,...k->...i", chol, chol[..., j, :])
+        pivot = jnp.sqrt(s[..., j])[..., None]
+        return chol.at[..., :, j].set(jnp.where(index > j, s / pivot, jnp.where(index == j, pivot, 0.0)))
+
+    return jax.lax.fori_loop(0, d, column, jnp.zeros_like(cov))
+
+
 def _inverse_cholesky(cov):
-    """L^{-1} for cov = L L^T (batched)."""
-    chol = jnp.linalg.cholesky(cov)
+    """``(L^{-1}, L)`` for cov = L L^T (batched); L^{-1} by forward substitution, one row per step:
+    row i of L^{-1} is (e_i - L[i, :] L^{-1}) / L[i, i] (rows below i still zero)."""
+    chol = _cholesky(cov)
     eye = jnp.broadcast_to(jnp.eye(cov.shape[-1], dtype=cov.dtype), cov.shape)
-    return solve_triangular(chol, eye, lower=True), chol
+
+    def row(i, inv):
+        new = eye[..., i, :] - jnp.einsum("...k,...kj->...j", chol[..., i, :], inv)
+        return inv.at[..., i, :].set(new / chol[..., i, i][..., None])
+
+    return jax.lax.fori_loop(0, cov.shape[-1], row, jnp.zeros_like(cov)), chol
 
 
 def _log_cholesky(cov):

@@ -11,16 +11,21 @@ that called them until the pieces are done (``ParallelBatchMap``). Once a
 batch is large enough to be split (a full or tied covariance with 32 or more
 features), two such programs running at once can hold every pool thread in
 that wait, with the pieces queued behind them: a deadlock, with every thread in
-a futex wait and no CPU used. So a program that holds any custom call runs
-alone, one call after another, never beside another program.
+a futex wait and no CPU used. So a program that holds a custom call other than
+XLA's own single-threaded ones (``SAFE_CUSTOM_CALLS``) runs alone, one call
+after another, never beside another program. jaxmix's EM programs hold none:
+their Cholesky factors are written in plain array ops (``jaxmix._covariance``).
 """
 
 from __future__ import annotations
 
 import os
+import re
 from concurrent.futures import ThreadPoolExecutor
 
 import jax
+
+SAFE_CUSTOM_CALLS = frozenset({"TopK"})  # XLA's CPU top-k: one thread, no pool
 
 
 def usable_cores() -> int:
@@ -31,10 +36,10 @@ def usable_cores() -> int:
 def runs_alongside(compiled) -> bool:
     """True when ``compiled`` (a ``jax.stages.Compiled``) may run beside other programs on a CPU.
 
-    It may when its optimized HLO holds no custom call (a library kernel that
-    can block an intra-op pool thread; see the module docstring).
+    It may when its optimized HLO holds no custom call but ``SAFE_CUSTOM_CALLS``
+    (a library kernel can block an intra-op pool thread; see the module docstring).
     """
-    return "custom_call_target=" not in compiled.as_text()
+    return set(re.findall(r'custom_call_target="([^"]+)"', compiled.as_text())) <= SAFE_CUSTOM_CALLS
 
 
 def run_side_by_side(calls, workers: int) -> list:
