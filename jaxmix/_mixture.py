@@ -8,11 +8,12 @@ A family subclasses ``Mixture`` and supplies, for its parameter NamedTuple:
 - ``_reference(params)``: the (K, D) point each component's statistics are
   centered on (its current mean), shared by every chunk of an E-step;
 - ``_statistics(reference, xt, wr)``: additive sufficient statistics for the
-  weighted responsibilities wr_ik = w_i r_ik (the EM protocol);
+  weighted responsibilities wr_ik = w_i r_ik (the EM protocol), summed from
+  the differences to the reference so that float32 does not cancel;
 - ``m_step(stats)``, ``sample``, ``n_parameters(d)``.
 
 Everything else here (``log_prob``, ``posterior``, ``predict``, ``score``,
-``bic``, ``aic``, ``e_step``) follows from those, in log space (MATH.md
+``bic``, ``aic``, ``e_step``, EM's tolerance scale) follows from those, in log space (MATH.md
 sections 4 and 5). Public methods validate concrete inputs and then call the
 unchecked ``_`` functions, which are pure and safe under ``jit``, ``vmap``
 and ``grad``.
