@@ -85,10 +85,13 @@ def fit_em(model, params, x, *, max_iter: int = 100, tol: float = 1e-3, sample_w
       params: the initial parameters.
       x: data, (N, D) (or (N,) for the exponential mixture).
       max_iter: the largest number of iterations, >= 1 (also the history length).
-      tol: stopping tolerance on |L_t - L_{t-1}|, >= 0; ``tol=0`` runs exactly
-        ``max_iter`` iterations.
+      tol: stopping tolerance on |L_t - L_{t-1}|, >= 0, in nats for mixtures and
+        relative to the data's mean per-feature variance for k-means and fuzzy
+        c-means; ``tol=0`` runs exactly ``max_iter`` iterations. A fit that
+        stops at ``max_iter`` short of it warns (``ConvergenceWarning``); one
+        that ends non-finite raises ``ValueError``.
       sample_weight: optional non-negative (N,) weights; a weight of 2 counts
-        a point twice.
+        a point twice. Only their ratios matter: they are scaled to mean one.
       chunk_size: the E-step visits x in chunks of this many rows and adds
         their statistics (``combine_stats``), which keeps the N x K work in
         cache and memory at O(chunk_size K D). The result does not depend on
