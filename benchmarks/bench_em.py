@@ -540,7 +540,7 @@ def main(argv=None):
                 f"{r['compile_one']:.2f} (XLA {r['xla_one']:.2f}, CPU {r['cpu_one']:.2f}) |")
         lines += [
             "",
-            "Both sides include `fit`'s default init=\"kmeans\" (k-means++ and 10 Lloyd steps) and the "
+            "Both sides include `fit`'s default init=\"kmeans\" (k-means++ and Lloyd to convergence) and the "
             "final E-step. On a CPU `fit` runs the restarts of one compiled single-start program side by "
             "side, a thread per core, from N*D*K = 2^18 up (smaller problems, as with --quick, one after "
             "another in one call; `jaxmix.fit.restart_plan`); the 8 single fits run one after another. "

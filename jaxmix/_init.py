@@ -2,9 +2,11 @@
 
 Center-based methods pick K centers; a mixture then starts from the M-step of
 the hard assignment of each point to its nearest center (scikit-learn's
-scheme). ``"random"`` gives a mixture random responsibilities (scikit-learn's
-``init_params="random"``) and a centroid model centers drawn uniformly in the
-data's bounding box (the homework's "random centers").
+scheme). ``"kmeans"`` is scikit-learn's ``KMeans(n_init=1)``: k-means++, then
+Lloyd's iterations run to convergence (``lloyd``). ``"random"`` gives a
+mixture random responsibilities (scikit-learn's ``init_params="random"``) and
+a centroid model centers drawn uniformly in the data's bounding box (the
+homework's "random centers").
 """
 
 from __future__ import annotations
@@ -17,21 +19,19 @@ import jax.numpy as jnp
 from jaxmix import _validation as v
 from jaxmix._centroids import CentroidModel, first_argmin
 from jaxmix._distances import squared_distances
-from jaxmix.em import EMProgram, check_enough_points, run_em
+from jaxmix.em import DEFAULT_CHUNK_SIZE, EMProgram, accumulate, fit_weights, to_chunks
 from jaxmix.kmeans import KMeans, KMeansParams
 
 METHODS = ("kmeans++", "random_from_data", "random", "kmeans")
-KMEANS_INIT_STEPS = 10  # Lloyd iterations after k-means++ for method="kmeans"
+LLOYD_TOL = 1e-4  # method="kmeans": scikit-learn's KMeans tol, relative to the mean feature variance
+LLOYD_MAX_ITER = 300  # and its max_iter
 
 
 def init(model, key, x, method, sample_weight=None):
     """Checked entry point behind ``model.init(key, x, method)``."""
     v.check_choice("method", method, METHODS)
     x = model._check_x(x, None)
-    weights = v.check_sample_weight(sample_weight, x.shape[0])
-    check_enough_points(model, x, weights)
-    weights = jnp.ones(x.shape[0], x.dtype) if weights is None else weights.astype(x.dtype)
-    return _initial_params(model, key, x, weights, method)
+    return _initial_params(model, key, x, fit_weights(model, x, sample_weight), method)
 
 
 def initial_params(model, key, x, weights, method):
@@ -63,9 +63,35 @@ def initial_centers(key, x, k, method, weights):
     if method == "random":
         low, high = jnp.min(x, axis=0), jnp.max(x, axis=0)
         return jax.random.uniform(key, (k, x.shape[1]), x.dtype, low, high)
-    centers = kmeans_plusplus(key, x, k, weights)
-    tol = jnp.zeros((), x.dtype)
-    return run_em(KMeans(k), KMeansParams(centers), x, weights, tol, KMEANS_INIT_STEPS).params.centers
+    return lloyd(kmeans_plusplus(key, x, k, weights), x, weights)
+
+
+def lloyd(centers, x, w):
+    """Lloyd's iterations from ``centers`` (K, D) until they settle, as scikit-learn's ``KMeans`` runs them.
+
+    Each iteration moves every center to the w-weighted mean of the points
+    nearest to it (``KMeans``'s E- and M-step, which relocates an empty
+    center); the loop stops after the iteration whose move
+    sum_k ||c_k' - c_k||^2 is <= tol, with tol = LLOYD_TOL * (1/D) sum_d Var_w(x_d)
+    (scikit-learn's relative rule, its variance weighted by w:
+    ``KMeans._tolerance_scale``), or after LLOYD_MAX_ITER iterations. Unchanged
+    assignments move the centers by 0 up to rounding (scikit-learn's "strict
+    convergence").
+    """
+    model = KMeans(centers.shape[0])
+    xb, wb = to_chunks(x, w, DEFAULT_CHUNK_SIZE)
+    tol = LLOYD_TOL * model._tolerance_scale(x, w)
+
+    def cond(carry):
+        i, _, move = carry
+        return (i < LLOYD_MAX_ITER) & (move > tol)
+
+    def body(carry):
+        i, centers, _ = carry
+        moved = model.m_step(accumulate(model, KMeansParams(centers), xb, wb)[0]).centers
+        return i + 1, moved, jnp.sum(jnp.square(moved - centers))
+
+    return jax.lax.while_loop(cond, body, (0, centers, jnp.array(jnp.inf, x.dtype)))[1]
 
 
 def kmeans_plusplus(key, x, k, w):

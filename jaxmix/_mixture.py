@@ -99,7 +99,7 @@ class Mixture:
     def init(self, key, x, method: str = "kmeans", sample_weight=None):
         """Initial parameters: the M-step of responsibilities from ``method``.
 
-        ``"kmeans"`` (k-means++ then a few Lloyd steps, scikit-learn's default),
+        ``"kmeans"`` (k-means++ then Lloyd run to convergence, scikit-learn's default),
         ``"kmeans++"`` and ``"random_from_data"`` assign each point to its
         nearest initial center; ``"random"`` draws random responsibilities.
         """

@@ -177,7 +177,7 @@ def test_every_init_method_works_for_every_family(x64, initial_params, name, met
         if method in ("kmeans++", "random_from_data"):
             assert _is_data_row(centers, x)
             assert len(np.unique(centers, axis=0)) == K
-        else:  # uniform in the bounding box, or a few Lloyd steps from k-means++ (means of points)
+        else:  # uniform in the bounding box, or Lloyd from k-means++ (means of points)
             assert np.all(centers >= x.min(axis=0)) and np.all(centers <= x.max(axis=0))
     else:
         weights = np.asarray(params.weights)
