@@ -93,7 +93,7 @@ def as_float_array(name: str, value) -> jax.Array:
     dtype = working_dtype(arr.dtype)
     if isinstance(arr, np.ndarray):
         with np.errstate(over="ignore", invalid="ignore"):
-            converted = arr.astype(dtype)
+            converted = arr.astype(dtype, copy=False)
         if converted.size and np.any(np.isinf(converted) & np.isfinite(arr)):
             raise ValueError(
                 f"{name} holds values beyond the range of {dtype} (largest magnitude "
