@@ -160,7 +160,8 @@ def check_span(name: str, x) -> None:
     limit = float(np.sqrt(np.finfo(a.dtype).max / (16 * a.shape[1])))
     if span > limit:
         raise ValueError(
-            f"{name} spans {span:.3g} in one feature, so squared distances overflow {a.dtype} (a span of at most "
+            f"{name} spans {span:.3g} in one feature, so squared distances overflow {a.dtype} (a span of "
+            f"at most "
             f"{limit:.3g} fits); rescale the data, drop far outliers, or compute in float64 with "
             'jax.config.update("jax_enable_x64", True).'
         )
@@ -197,7 +198,8 @@ def check_simplex(name: str, value) -> jax.Array:
     The sums may miss one by K max(1000 eps, 2 eps_in): eps of the working
     dtype and eps_in of the dtype given (float16 rounding of K entries).
     """
-    input_dtype = np.asarray(value).dtype if not isinstance(value, (jax.Array, jax.core.Tracer)) else value.dtype
+    is_jax = isinstance(value, (jax.Array, jax.core.Tracer))
+    input_dtype = value.dtype if is_jax else np.asarray(value).dtype
     arr = as_float_array(name, value)
     check_finite(name, arr)
     a = host_values(arr)
@@ -246,7 +248,8 @@ def check_sample_weight(sample_weight, n_samples: int, normalize: bool = False) 
     check_shape("sample_weight", w, (n_samples,))
     if not is_concrete(w):
         return w / jnp.mean(w) if normalize else w
-    a = np.asarray(sample_weight, dtype=np.float64) if not isinstance(sample_weight, jax.Array) else host_values(w)
+    is_jax = isinstance(sample_weight, jax.Array)
+    a = host_values(w) if is_jax else np.asarray(sample_weight, dtype=np.float64)
     check_finite("sample_weight", a)
     if np.any(a < 0):
         raise ValueError(f"sample_weight must be non-negative, got min {a.min()}.")

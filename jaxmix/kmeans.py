@@ -11,7 +11,6 @@ import jax.numpy as jnp
 from jaxmix import _validation as v
 from jaxmix._centroids import CentroidModel, first_argmin
 from jaxmix._distances import centered
-from jaxmix.em import add_stats
 
 
 class KMeansParams(NamedTuple):
@@ -36,11 +35,10 @@ class KMeansStats(NamedTuple):
 
     def combine(self, other):
         """Sums added; the K farthest points of both kept."""
-        sums = add_stats(self._replace(far_points=0, far_distances=0), other._replace(far_points=0,
-                                                                                       far_distances=0))
-        return sums._replace(**_farthest(jnp.concatenate([self.far_points, other.far_points]),
-                                         jnp.concatenate([self.far_distances, other.far_distances]),
-                                         self.counts.shape[0]))
+        return KMeansStats(self.counts + other.counts, self.sums + other.sums, self.reference,
+                           **_farthest(jnp.concatenate([self.far_points, other.far_points]),
+                                       jnp.concatenate([self.far_distances, other.far_distances]),
+                                       self.counts.shape[0]))
 
 
 def _farthest(points, distances, k):
@@ -99,7 +97,8 @@ class KMeans(CentroidModel):
         return stats, -jnp.sum(weights * nearest)
 
     def m_step(self, stats: KMeansStats) -> KMeansParams:
-        """c_k = sum_{z_i = k} w_i x_i / sum_{z_i = k} w_i; an empty center moves to a far point (class doc)."""
+        """c_k = sum_{z_i = k} w_i x_i / sum_{z_i = k} w_i; an empty center moves to a far point (see the
+        class docstring)."""
         centers = super().m_step(stats).centers
         empty = stats.counts <= 0
         rank = jnp.cumsum(empty) - 1  # the j-th empty center takes the j-th farthest point

@@ -69,8 +69,9 @@ def select_components(key, x, n_components=(1, 2, 3, 4, 5, 6), covariance_types=
         raise TypeError(f"n_components must be a sequence of ints such as range(1, 7) or [3], got "
                         f"{type(n_components).__name__} {n_components!r}.")
     if not v.is_concrete(key, x):
-        raise TypeError("select_components cannot run inside jax.jit or vmap: it compiles and runs one program "
-                        "per candidate. Call it on concrete arrays, or jit jaxmix.fit for one candidate.")
+        raise TypeError("select_components cannot run inside jax.jit or vmap: it compiles and runs one "
+                        "program per candidate. Call it on concrete arrays, or jit jaxmix.fit for one "
+                        "candidate.")
     candidates = list(itertools.product(n_components, covariance_types))
     if not candidates:
         raise ValueError("n_components and covariance_types must each name at least one candidate.")
@@ -97,7 +98,8 @@ def select_components(key, x, n_components=(1, 2, 3, 4, 5, 6), covariance_types=
         warnings.simplefilter("always", ConvergenceWarning)
         for model, result, (_, (_, _, weights, _)) in zip(models, fits, arguments):
             checked_result(model, result, x, weights, tol,
-                           what=f"EM for n_components={model.n_components}, covariance_type={model.covariance_type!r}")
+                           what=f"EM for n_components={model.n_components}, "
+                                f"covariance_type={model.covariance_type!r}")
     if caught:
         warnings.warn(ConvergenceWarning(f"{len(caught)} of {len(candidates)} candidates did not converge; "
                                          f"the first: {caught[0].message}"), stacklevel=2)

@@ -25,9 +25,20 @@ from hypothesis import strategies as st
 from sklearn.datasets import load_digits
 
 from references import blobs
-from jaxmix import (ConvergenceWarning, ExponentialMixture, ExponentialMixtureParams, FuzzyCMeans,
-                    FuzzyCMeansParams, GaussianMixture, GaussianMixtureParams, KMeans, KMeansParams, fit, fit_em,
-                    select_components)
+from jaxmix import (
+    ConvergenceWarning,
+    ExponentialMixture,
+    ExponentialMixtureParams,
+    FuzzyCMeans,
+    FuzzyCMeansParams,
+    GaussianMixture,
+    GaussianMixtureParams,
+    KMeans,
+    KMeansParams,
+    fit,
+    fit_em,
+    select_components,
+)
 
 X = blobs().astype(np.float32)
 
@@ -39,8 +50,12 @@ def test_fit_does_not_depend_on_the_scale_of_the_weights(scale, seed):
     model = GaussianMixture(3)
     start = fit(jax.random.key(0), model, X, max_iter=2, tol=0.0, sample_weight=weights).best.params
     expected = fit_em(model, start, X, sample_weight=weights)
-    got = fit_em(model, start, X, sample_weight=np.float32(scale) * weights if scale > 1e-38 else
-                 np.float64(scale) * weights)
+    got = fit_em(
+        model,
+        start,
+        X,
+        sample_weight=np.float32(scale) * weights if scale > 1e-38 else np.float64(scale) * weights,
+    )
     assert float(got.log_likelihood) == pytest.approx(float(expected.log_likelihood), abs=1e-5)
     np.testing.assert_allclose(np.asarray(got.params.means), np.asarray(expected.params.means), atol=1e-4)
 
@@ -54,12 +69,14 @@ def test_weights_whose_sum_is_infinite_are_rejected(x64):
 def test_exponential_mixture_of_tiny_float32_data_fits_like_the_rescaled_data():
     """float32 data of scale 1e-8 collapsed to weights [1, 1.5e-8]; the rescaled data give [0.53, 0.47]."""
     model = ExponentialMixture(2)
-    x, _ = model.sample(jax.random.key(0), ExponentialMixtureParams(np.array([0.5, 0.5]), np.array([1.0, 8.0])),
-                        2000)
+    x, _ = model.sample(
+        jax.random.key(0), ExponentialMixtureParams(np.array([0.5, 0.5]), np.array([1.0, 8.0])), 2000
+    )
     start = ExponentialMixtureParams(np.array([0.5, 0.5]), np.array([0.5, 4.0]))
     unit = fit_em(model, start, x, max_iter=100, tol=0.0)
-    tiny = fit_em(model, start._replace(rates=start.rates * 1e8), (x * 1e-8).astype(np.float32), max_iter=100,
-                  tol=0.0)
+    tiny = fit_em(
+        model, start._replace(rates=start.rates * 1e8), (x * 1e-8).astype(np.float32), max_iter=100, tol=0.0
+    )
     np.testing.assert_allclose(np.asarray(tiny.params.weights), np.asarray(unit.params.weights), atol=1e-4)
     np.testing.assert_allclose(np.asarray(tiny.params.rates) * 1e-8, np.asarray(unit.params.rates), rtol=1e-4)
 
@@ -81,8 +98,11 @@ def fuzzy_reference(x, centers, m, n_iter):
     for _ in range(n_iter):
         d2 = ((x[:, None, :] - centers[None]) ** 2).sum(-1)
         logits = -np.log(d2) / (m - 1)
-        log_r = logits - np.log(np.exp(logits - logits.max(1, keepdims=True)).sum(1, keepdims=True)) - \
-            logits.max(1, keepdims=True)
+        log_r = (
+            logits
+            - np.log(np.exp(logits - logits.max(1, keepdims=True)).sum(1, keepdims=True))
+            - logits.max(1, keepdims=True)
+        )
         u = np.exp(m * log_r)
         centers = (u.T @ x) / u.sum(0)[:, None]
     return centers
@@ -101,7 +121,9 @@ def test_kmeans_stopping_does_not_depend_on_the_data_scale(x64):
     """On the digits times 1e-3, k-means stopped after 2 iterations, 9.7 % worse in inertia."""
     x = load_digits().data
     start = KMeansParams(x[:10])
-    results = [fit_em(KMeans(10), start._replace(centers=start.centers * c), x * c, tol=1e-3) for c in (1, 1e-3)]
+    results = [
+        fit_em(KMeans(10), start._replace(centers=start.centers * c), x * c, tol=1e-3) for c in (1, 1e-3)
+    ]
     assert int(results[0].n_iter) == int(results[1].n_iter)
     assert float(results[1].log_likelihood) * 1e6 == pytest.approx(float(results[0].log_likelihood), rel=1e-9)
 
@@ -127,7 +149,10 @@ def test_a_fit_that_does_not_converge_warns_once():
 
 # -- errors that say what is wrong ----------------------------------------------------------------------
 
-@pytest.mark.parametrize("model", [GaussianMixture(1), KMeans(1), FuzzyCMeans(1)], ids=lambda m: type(m).__name__)
+
+@pytest.mark.parametrize(
+    "model", [GaussianMixture(1), KMeans(1), FuzzyCMeans(1)], ids=lambda m: type(m).__name__
+)
 def test_no_features_is_a_clear_error(model):
     with pytest.raises(ValueError, match="at least one feature"):
         fit(jax.random.key(0), model, np.zeros((5, 0)))
@@ -150,7 +175,9 @@ def test_sample_sizes_that_cannot_fit_are_refused_before_allocating():
     with pytest.raises(ValueError, match="draw them in batches"):
         GaussianMixture(2).sample(jax.random.key(0), params, 10**12)
     with pytest.raises(ValueError, match="draw them in batches"):
-        ExponentialMixture(1).sample(jax.random.key(0), ExponentialMixtureParams(np.ones(1), np.ones(1)), 10**13)
+        ExponentialMixture(1).sample(
+            jax.random.key(0), ExponentialMixtureParams(np.ones(1), np.ones(1)), 10**13
+        )
 
 
 def test_loop_lengths_beyond_the_bound_are_value_errors():

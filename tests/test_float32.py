@@ -25,15 +25,27 @@ from sklearn.cluster import KMeans as SkKMeans
 from sklearn.datasets import load_digits
 from sklearn.mixture import GaussianMixture as SkGaussianMixture
 
-from jaxmix import (ExponentialMixture, ExponentialMixtureParams, GaussianMixture, GaussianMixtureParams, KMeans,
-                    KMeansParams, fit, fit_em)
+from jaxmix import (
+    ExponentialMixture,
+    ExponentialMixtureParams,
+    GaussianMixture,
+    GaussianMixtureParams,
+    KMeans,
+    KMeansParams,
+    fit,
+    fit_em,
+)
 
 COVARIANCE_TYPES = ("full", "diag", "spherical", "tied")
 
 
 def covariances(cov_type, k, d, variance):
-    return {"full": np.stack([np.eye(d) * variance] * k), "diag": np.full((k, d), variance),
-            "spherical": np.full(k, variance), "tied": np.eye(d) * variance}[cov_type]
+    return {
+        "full": np.stack([np.eye(d) * variance] * k),
+        "diag": np.full((k, d), variance),
+        "spherical": np.full(k, variance),
+        "tied": np.eye(d) * variance,
+    }[cov_type]
 
 
 def float64_log_prob(params, cov_type, x):
@@ -41,12 +53,17 @@ def float64_log_prob(params, cov_type, x):
     expands the quadratic form and is itself off by 0.03 nat at an offset of 1e4 and a variance of 1e-6)."""
     weights, means, cov = (np.asarray(a, np.float32).astype(np.float64) for a in params)
     k, d = means.shape
-    full = {"full": lambda: cov, "diag": lambda: cov[:, None, :] * np.eye(d),
-            "spherical": lambda: cov[:, None, None] * np.eye(d), "tied": lambda: np.broadcast_to(cov, (k, d, d))}
+    full = {
+        "full": lambda: cov,
+        "diag": lambda: cov[:, None, :] * np.eye(d),
+        "spherical": lambda: cov[:, None, None] * np.eye(d),
+        "tied": lambda: np.broadcast_to(cov, (k, d, d)),
+    }
     full = full[cov_type]()
     x = np.asarray(x, np.float32).astype(np.float64)
-    return logsumexp([np.log(weights[j]) + multivariate_normal(means[j], full[j]).logpdf(x) for j in range(k)],
-                     axis=0)
+    return logsumexp(
+        [np.log(weights[j]) + multivariate_normal(means[j], full[j]).logpdf(x) for j in range(k)], axis=0
+    )
 
 
 def far_apart(offset=1e4, n=200, seed=0):
@@ -61,15 +78,22 @@ def test_tight_components_far_from_origin_are_exact(cov_type):
     k, d, variance = 2, 3, 1e-6
     means = np.array([[0.0] * d, [2.0] * d]) + 1e3
     x = (means[rng.integers(0, k, 300)] + rng.normal(size=(300, d)) * np.sqrt(variance)).astype(np.float32)
-    params = GaussianMixtureParams(np.array([0.4, 0.6], np.float32), means.astype(np.float32),
-                                   covariances(cov_type, k, d, variance).astype(np.float32))
+    params = GaussianMixtureParams(
+        np.array([0.4, 0.6], np.float32),
+        means.astype(np.float32),
+        covariances(cov_type, k, d, variance).astype(np.float32),
+    )
     got = np.asarray(GaussianMixture(k, cov_type).log_prob(params, x))
     np.testing.assert_allclose(got, float64_log_prob(params, cov_type, x), atol=1e-3)
 
 
-@given(offset=st.sampled_from([0.0, 1.0, 1e2, 1e4, -3e4]), scale=st.sampled_from([1e-3, 1.0, 1e3]),
-       cov_type=st.sampled_from(COVARIANCE_TYPES), dtype=st.sampled_from(["float32", "float16", "bfloat16", "int64"]),
-       seed=st.integers(0, 2**16))
+@given(
+    offset=st.sampled_from([0.0, 1.0, 1e2, 1e4, -3e4]),
+    scale=st.sampled_from([1e-3, 1.0, 1e3]),
+    cov_type=st.sampled_from(COVARIANCE_TYPES),
+    dtype=st.sampled_from(["float32", "float16", "bfloat16", "int64"]),
+    seed=st.integers(0, 2**16),
+)
 def test_log_prob_matches_float64_whatever_the_offset_scale_and_dtype(offset, scale, cov_type, dtype, seed):
     """The log-density equals the float64 one of the same values (as the working float32 holds them)."""
     rng = np.random.default_rng(seed)
@@ -77,8 +101,9 @@ def test_log_prob_matches_float64_whatever_the_offset_scale_and_dtype(offset, sc
     means = (rng.normal(size=(k, d)) * 4 * scale + offset).astype(np.float32)
     x = means[rng.integers(0, k, 64)] + rng.normal(size=(64, d)) * scale
     x = np.rint(x).astype(np.int64) if dtype == "int64" else jnp.asarray(x, dtype)
-    params = GaussianMixtureParams(np.full(k, 1 / k, np.float32), means,
-                                   covariances(cov_type, k, d, scale**2).astype(np.float32))
+    params = GaussianMixtureParams(
+        np.full(k, 1 / k, np.float32), means, covariances(cov_type, k, d, scale**2).astype(np.float32)
+    )
     expected = float64_log_prob(params, cov_type, np.asarray(x, np.float32))
     got = GaussianMixture(k, cov_type).log_prob(params, x)
     assert got.dtype == jnp.float32
@@ -87,7 +112,7 @@ def test_log_prob_matches_float64_whatever_the_offset_scale_and_dtype(offset, sc
 
 @pytest.mark.parametrize("cov_type", COVARIANCE_TYPES)
 def test_clusters_far_apart_fit_like_float64_scikit_learn(cov_type):
-    """Two clusters 1e4 apart in float32: full gave NaN, diag was 2e5 nats off; scikit-learn's float64 -3.53."""
+    """Two clusters 1e4 apart in float32: full gave NaN, diag was 2e5 nats off; sklearn f64 -3.53."""
     x = far_apart()
     result = fit(jax.random.key(0), GaussianMixture(2, cov_type), x).best
     sk = SkGaussianMixture(2, covariance_type=cov_type, random_state=0).fit(x.astype(np.float64))
@@ -98,7 +123,10 @@ def test_clusters_far_apart_fit_like_float64_scikit_learn(cov_type):
 def test_fit_far_from_origin_is_symmetric_and_scored_as_in_float64(offset):
     """A mean of 100 or 1e4 in float32: predict raised "covariances must be symmetric"."""
     rng = np.random.default_rng(1)
-    x = np.concatenate([rng.normal(size=(150, 3)), rng.normal(size=(150, 3)) * 0.5 + 3]).astype(np.float32) + offset
+    x = (
+        np.concatenate([rng.normal(size=(150, 3)), rng.normal(size=(150, 3)) * 0.5 + 3]).astype(np.float32)
+        + offset
+    )
     model = GaussianMixture(2)
     best = fit(jax.random.key(0), model, x).best
     cov = np.asarray(best.params.covariances)
@@ -109,7 +137,7 @@ def test_fit_far_from_origin_is_symmetric_and_scored_as_in_float64(offset):
 
 
 def test_digits_full_fit_is_finite_and_scored_as_in_float64():
-    """The digits in float32: NaN log-likelihood and converged=False (a covariance with eigenvalue -7.4e-7)."""
+    """The digits in float32 gave a NaN log-likelihood, not converged (a covariance eigenvalue of -7.4e-7)."""
     x = load_digits().data.astype(np.float32)
     best = fit(jax.random.key(0), GaussianMixture(10), x).best
     assert bool(best.converged)
@@ -140,6 +168,7 @@ def test_kmeans_objective_of_far_apart_clusters_is_scikit_learns():
 
 # -- input dtypes -------------------------------------------------------------------------------------
 
+
 def test_int64_beyond_int32_is_not_wrapped():
     """The issue's example: -1.45e24 when int64 wrapped through int32; the float64 answer is -1.84."""
     x = np.array([[1_700_000_000_000, 3]], np.int64)
@@ -162,12 +191,16 @@ def test_low_precision_input_is_computed_in_float32(dtype):
     """float16/bfloat16 x passed validation and then failed inside XLA."""
     x = far_apart(offset=4.0, n=50)
     low = jnp.asarray(x, dtype)
-    params = GaussianMixtureParams(np.array([0.5, 0.5]), np.array([[0.0, 0.0], [4.0, 4.0]]),
-                                   np.stack([np.eye(2)] * 2))
+    params = GaussianMixtureParams(
+        np.array([0.5, 0.5]), np.array([[0.0, 0.0], [4.0, 4.0]]), np.stack([np.eye(2)] * 2)
+    )
     got = GaussianMixture(2).log_prob(params, low)
     assert got.dtype == jnp.float32
-    np.testing.assert_allclose(np.asarray(got), np.asarray(GaussianMixture(2).log_prob(
-        params, np.asarray(low, np.float32))), rtol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(got),
+        np.asarray(GaussianMixture(2).log_prob(params, np.asarray(low, np.float32))),
+        rtol=1e-6,
+    )
     assert fit(jax.random.key(0), GaussianMixture(2), low).best.log_likelihood.dtype == jnp.float32
 
 
