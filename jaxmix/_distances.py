@@ -27,16 +27,25 @@ def centered(xt, centers):
     return xt - shift[:, None], centers - shift
 
 
-def scaled_squared_distances(xt, centers, precisions):
-    """sum_d p_kd (x_di - c_kd)^2, shape (K, N), for per-center diagonal precisions p (K, D).
+def scaled_squared_distances(xt, centers, precisions=None):
+    """sum_d p_kd (x_di - c_kd)^2, shape (K, N), for per-center diagonal precisions p (K, D) (default 1).
 
-    Summed term by term from the differences x - c_k, so float32 cannot
-    cancel (an expansion p x^2 - 2 c p x + p c^2 loses whole nats when the data
-    sit far from the origin or the variances are small); XLA fuses the K x D x N
-    pass into the reduction, and at (K, D) = (16, 16) it runs faster than the
-    expansion's two matrix products.
+    Summed term by term from the differences x - c_k, so float32 cannot cancel
+    (an expansion p x^2 - 2 c p x + p c^2 loses whole nats when the data sit far
+    from the origin or the variances are small), and exactly 0 for a point on a
+    center. One loop step per feature adds a (K, N) term in a single fused pass,
+    with no K x D x N buffer: at (K, D, N) = (16, 16, 8192) this runs 3x faster on
+    a CPU than a fused K x D x N reduction and about as fast as the expansion's
+    matrix products.
     """
-    return jnp.sum(precisions[:, :, None] * jnp.square(xt[None, :, :] - centers[:, :, None]), axis=1)
+    dtype = jnp.result_type(xt, centers, *([] if precisions is None else [precisions]))
+
+    def add_feature(d, total):
+        term = jnp.square(xt[d][None, :] - centers[:, d, None])
+        return total + (term if precisions is None else precisions[:, d, None] * term)
+
+    zeros = jnp.zeros((centers.shape[0], xt.shape[1]), dtype)
+    return jax.lax.fori_loop(0, xt.shape[0], add_feature, zeros, unroll=8)
 
 
 def squared_distances(xt, centers):
@@ -51,9 +60,6 @@ def squared_distances(xt, centers):
 
 
 def exact_squared_distances(xt, centers):
-    """||x_i - c_k||^2 (K, N) summed term by term: exactly 0 for a point on a center.
-
-    Costs a K x D x N elementwise pass (fused by XLA) instead of a matrix
-    product, and cannot cancel in float32.
-    """
-    return jnp.sum(jnp.square(xt[None, :, :] - centers[:, :, None]), axis=1)
+    """||x_i - c_k||^2 (K, N) summed term by term (``scaled_squared_distances`` with p = 1):
+    cannot cancel in float32, exactly 0 for a point on a center."""
+    return scaled_squared_distances(xt, centers)
