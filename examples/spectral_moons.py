@@ -1,7 +1,7 @@
 """k-means against spectral clustering on two moons, concentric circles and Gaussian blobs.
 
 For each data set (scikit-learn's generators, 600 points) it runs jaxmix's ``KMeans`` on the raw
-points and ``spectral_clustering`` (rbf affinity, symmetric Laplacian; MATH.md section 6), and
+points and ``spectral_clustering`` (rbf affinity, symmetric Laplacian; docs/maths.md section 6), and
 saves three figures:
 
 * ``clusters.png``: the labels of both methods, with their adjusted Rand index;

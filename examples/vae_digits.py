@@ -1,4 +1,4 @@
-"""A VAE with a Gaussian-mixture prior clusters scikit-learn's digits (MATH.md section 7).
+"""A VAE with a Gaussian-mixture prior clusters scikit-learn's digits (docs/maths.md section 7).
 
 The 1,797 bundled 8x8 digits (nothing is downloaded), scaled to [0, 1] and split 80/20 into training
 and held-out points, are fitted by a Bernoulli-decoder VAE with a 10-component full-covariance

@@ -2,7 +2,7 @@
 
 Models are frozen, hashable configurations; parameters, statistics and
 results are NamedTuple pytrees; every method is a pure function of
-``(params, x)``. The mathematics is in MATH.md.
+``(params, x)``. The mathematics is in docs/maths.md.
 """
 
 from jaxmix._centroids import CentroidStats

@@ -4,7 +4,7 @@ Both are families of the EM protocol with parameters ``centers`` (K, D).
 Their E-step produces center weights u_ik (one-hot for Lloyd, r_ik^m for fuzzy
 c-means; held as (K, N), the layout of ``_mixture``) and the M-step moves each
 center to the u-weighted mean of the data
-(MATH.md sections 1 and 2).
+(docs/maths.md sections 1 and 2).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ computed from the differences x_i - mu_k to each component (float32 would
 cancel in an expansion about a shared point when the data sit far from it):
 
 - ``log_prob(xt, mu, cov)``: log N(x_i; mu_k, Sigma_k), shape (K, N), through
-  Cholesky factors and triangular solves (MATH.md section 5);
+  Cholesky factors and triangular solves (docs/maths.md section 5);
 - ``moments(xt, ref, wr)``: ``(sums, scatter)``, the first and second moments
   sum_i wr_ik y_ik and sum_i wr_ik y_ik y_ik^T (in the form ``estimate`` needs)
   of the differences y_ik = x_i - ref_k to the reference points ref_k;

@@ -13,7 +13,7 @@ A family subclasses ``Mixture`` and supplies, for its parameter NamedTuple:
 - ``m_step(stats)``, ``sample``, ``n_parameters(d)``.
 
 Everything else here (``log_prob``, ``posterior``, ``predict``, ``score``,
-``bic``, ``aic``, ``e_step``, EM's tolerance scale) follows from those, in log space (MATH.md
+``bic``, ``aic``, ``e_step``, EM's tolerance scale) follows from those, in log space (docs/maths.md
 sections 4 and 5). Public methods validate concrete inputs and then call the
 unchecked ``_`` functions, which are pure and safe under ``jit``, ``vmap``
 and ``grad``.

@@ -1,4 +1,4 @@
-"""EM against gradient ascent, from the same starts (MATH.md section 4).
+"""EM against gradient ascent, from the same starts (docs/maths.md section 4).
 
 By Fisher's identity, EM and gradient ascent on the mean log-likelihood share
 their fixed points; they differ in how fast, how reliably and at what cost per

@@ -229,7 +229,7 @@ def gaussian_samples(key, out_dir: Path) -> str:
     return f"""## 1. A Gaussian mixture in 2-D: samples
 
 p(x) = sum_j pi_j N(x; mu_j, Sigma_j) with K = 3 components and full covariances
-(MATH.md section 5), parameters chosen by hand: pi = {_GAUSSIAN_VALUES["weights"]},
+(docs/maths.md section 5), parameters chosen by hand: pi = {_GAUSSIAN_VALUES["weights"]},
 mu = {_GAUSSIAN_VALUES["means"]}, Sigma = {_GAUSSIAN_VALUES["covariances"]}.
 `GaussianMixture.sample` draws z_i ~ Categorical(pi), then x_i = mu_z + L_z eps (L_z the
 Cholesky factor of Sigma_z, eps ~ N(0, I)). Colours show the component z_i of each point.
@@ -255,7 +255,7 @@ def gaussian_density(key, out_dir: Path) -> str:
     return f"""## 2. Its log-density
 
 Filled contours of log p(x) = logsumexp_j [log pi_j + log N(x; mu_j, Sigma_j)] from
-`GaussianMixture.log_prob` on a 200 x 200 grid, in log space (MATH.md sections 4 and 5),
+`GaussianMixture.log_prob` on a 200 x 200 grid, in log space (docs/maths.md sections 4 and 5),
 one nat apart from {top - 12:.0f} to {top:.0f} (maximum {log_p.max():.2f}); lower values
 are left dark. The samples of section 1 are drawn on top.
 
@@ -285,14 +285,14 @@ def gaussian_posterior(key, out_dir: Path) -> str:
     return f"""## 3. Posterior responsibilities and the ELBO
 
 Responsibilities r_ij = p(z_i = j | x_i) = pi_j N(x_i; mu_j, Sigma_j) / sum_l pi_l N(x_i; mu_l, Sigma_l),
-the E-step of MATH.md section 5, from `GaussianMixture.posterior`. Left: each point is coloured
+the E-step of docs/maths.md section 5, from `GaussianMixture.posterior`. Left: each point is coloured
 by the mix sum_j r_ij c_j of the component colours of section 1, so points between clusters
 blend. Right: max_j r_ij, which drops towards 1/3 where components overlap. The most probable
 component differs from the one that generated the point for {n_disagree} of the {len(x)} samples.
 
 {image}
 
-The ELBO of MATH.md section 4, averaged over points (`jaxmix.elbo`), is
+The ELBO of docs/maths.md section 4, averaged over points (`jaxmix.elbo`), is
 ELBO(q) = (1/N) sum_i sum_j q_ij log(p(x_i, z_i = j) / q_ij) = score - (1/N) sum_i KL(q_i || p(z_i | x_i)):
 
 | quantity | nats per point |
@@ -332,7 +332,7 @@ def exponential_mixture(key, out_dir: Path) -> str:
     image = _save_figure(fig, out_dir, "exponential_mixture.png", "exponential mixture histogram, density")
     return f"""## 4. A mixture of exponentials
 
-p(x) = sum_j u_j lambda_j exp(-lambda_j x) on x >= 0 (MATH.md section 3), u = {u}, rates
+p(x) = sum_j u_j lambda_j exp(-lambda_j x) on x >= 0 (docs/maths.md section 3), u = {u}, rates
 lambda = {rates}. A histogram of {len(x)} samples from `ExponentialMixture.sample`
 (z ~ Categorical(u), x = Exp(1) / lambda_z; {int(np.sum(x > 8.0))} lie beyond the plotted x = 8)
 against the density exp(`log_prob`) (solid) and the weighted components
@@ -382,10 +382,10 @@ def gaussian_em(key, out_dir: Path) -> str:
 
     steps = np.diff(history)
     if steps.size == 0 or steps.min() >= 0:
-        monotone = "never decreases, as MATH.md section 4 promises"
+        monotone = "never decreases, as docs/maths.md section 4 promises"
     else:
         monotone = (f"never decreases by more than float32 round-off (largest drop {-steps.min():.1e}), "
-                    "as MATH.md section 4 promises")
+                    "as docs/maths.md section 4 promises")
     rows = "\n".join(
         f"| {j + 1} | {weights[j]:.3f} | ({means[j][0]:.2f}, {means[j][1]:.2f}) | "
         f"{np.array2string(covariances[j].ravel(), precision=2, separator=', ')} |"
@@ -398,7 +398,7 @@ def gaussian_em(key, out_dir: Path) -> str:
 means {_CLUSTER_VALUES["means"]}, standard deviations along and across the long axis, and its
 angle to the x_1 axis: {shapes}. They are fitted with
 `jaxmix.fit(key, GaussianMixture(3, "full"), x, n_init={_N_INIT})`: {_N_INIT} restarts, each
-initialized by k-means (k-means++ seeding, then Lloyd steps) and run by EM (MATH.md section 5)
+initialized by k-means (k-means++ seeding, then Lloyd steps) and run by EM (docs/maths.md section 5)
 until the mean log-likelihood changes by less than tol = 1e-3; the restarts run from one
 compiled program (on a CPU, data this small runs them one after another in one call; larger data
 runs them a core each; an accelerator vmaps them) and the best is kept.
@@ -458,11 +458,11 @@ The same {len(x)} points, clustered by `KMeans(3)` and `FuzzyCMeans(3)`, each fi
 seeds). Both are families of the EM protocol whose "log-likelihood" is minus the mean
 objective, so the same driver fits them.
 
-- k-means (Lloyd, MATH.md section 1) minimizes J = sum_i min_j ||x_i - mu_j||^2: assign each
+- k-means (Lloyd, docs/maths.md section 1) minimizes J = sum_i min_j ||x_i - mu_j||^2: assign each
   point to its nearest center, move each center to the mean of its points, repeat.
   Final J / N = {-float(kmeans_fit.log_likelihood):.4f} after {int(kmeans_fit.n_iter)} iterations
   (converged = {bool(kmeans_fit.converged)}).
-- Fuzzy c-means (MATH.md section 2; fuzzifier m = 2 is the homework's soft k-means) minimizes
+- Fuzzy c-means (docs/maths.md section 2; fuzzifier m = 2 is the homework's soft k-means) minimizes
   J_m = sum_i sum_j r_ij^m ||x_i - mu_j||^2 with each row of r on the simplex. It alternates
   r_ij = d_ij^(-2/(m-1)) / sum_l d_il^(-2/(m-1)) (d_ij = ||x_i - mu_j||) and the r^m-weighted
   center update mu_j = sum_i r_ij^m x_i / sum_i r_ij^m, each the exact minimizer of J_m with the
@@ -536,7 +536,7 @@ def em_versus_gradient(key, out_dir: Path) -> str:
     em = result.methods.index("em")
     return f"""## 8. EM against gradient ascent on the ELBO
 
-By Fisher's identity (MATH.md section 4) the gradient of the mean log-likelihood equals the
+By Fisher's identity (docs/maths.md section 4) the gradient of the mean log-likelihood equals the
 gradient of the ELBO at q = posterior, so EM and gradient ascent share their fixed points.
 `compare_fits(key, ExponentialMixture(2), x, n_starts={_N_STARTS})` fits section 4's {len(x)}
 points from the same {_N_STARTS} k-means++ initializations by EM and by optax optimizers on the
@@ -590,7 +590,7 @@ def spectral_moons(key, out_dir: Path) -> str:
 {len(x)} points on two interleaving half circles with Gaussian noise (sd 0.06). k-means
 (`fit(key, KMeans(2), x, n_init={_N_INIT}, init="kmeans++")`) cuts them with a straight line, the
 best it can do with squared Euclidean distances to two centers. `spectral_clustering(key, x, 2)`
-(MATH.md section 6) builds the Gaussian affinity w_il = exp(-||x_i - x_l||^2 / (2 sigma^2)), with
+(docs/maths.md section 6) builds the Gaussian affinity w_il = exp(-||x_i - x_l||^2 / (2 sigma^2)), with
 sigma = {sigma:.3f} the median distance to the 10th nearest neighbour, its degrees D_ii = sum_l w_il
 and the normalized Laplacian L_sym = I - D^-1/2 W D^-1/2, embeds point i as row i of the
 eigenvectors of the 2 smallest eigenvalues of L_sym, normalized to unit length (Ng-Jordan-Weiss),
@@ -636,7 +636,7 @@ def variational_autoencoder(key, out_dir: Path) -> str:
 The {len(x)} 8x8 digits bundled with scikit-learn, scaled to [0, 1], fitted by `jaxmix.vae.fit`:
 encoder q_phi(z | x) = N(mu_phi(x), diag sigma_phi(x)^2) and a Bernoulli decoder, each one hidden
 layer of {_VAE.hidden_sizes[0]} units, a {_VAE.latent_dim}-D latent space and the prior N(0, I)
-(MATH.md section 7). The encoder replaces EM's exact E-step (intractable here) by an amortized one;
+(docs/maths.md section 7). The encoder replaces EM's exact E-step (intractable here) by an amortized one;
 Adam maximizes ELBO = E_q[log p(x | z)] - KL(q(z | x) || N(0, I)), the expectation by
 reparameterization z = mu + sigma eps and the KL in closed form, over {_VAE_EPOCHS} epochs of
 minibatches of 64 ({seconds:.1f} s with compilation), the KL weight annealed up to 1 over the first
@@ -669,7 +669,7 @@ def run(out_dir, key) -> Path:
     _require_matplotlib()  # fail before any work when the extra is missing
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    parts = ["# jaxmix demo\n\nThe mixture models of jaxmix; MATH.md is its statement of the mathematics.\n"]
+    parts = ["# jaxmix demo\n\nThe mixture models of jaxmix; docs/maths.md is its statement of the mathematics.\n"]
     for i, (title, section) in enumerate(SECTIONS, start=1):
         start = time.perf_counter()
         markdown = section(key, out_dir)

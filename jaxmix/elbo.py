@@ -1,4 +1,4 @@
-"""The evidence lower bound of a mixture (MATH.md section 4)."""
+"""The evidence lower bound of a mixture (docs/maths.md section 4)."""
 
 from __future__ import annotations
 

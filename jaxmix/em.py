@@ -1,4 +1,4 @@
-"""The EM driver, written once against the family protocol (MATH.md section 4).
+"""The EM driver, written once against the family protocol (docs/maths.md section 4).
 
 Every family (``GaussianMixture``, ``ExponentialMixture``, ``KMeans``,
 ``FuzzyCMeans``) offers ``_e_step(params, x, sample_weight) -> (stats,

@@ -1,4 +1,4 @@
-"""Mixtures of exponentials: p(x) = sum_j u_j lambda_j exp(-lambda_j x), x >= 0 (MATH.md section 3)."""
+"""Mixtures of exponentials: p(x) = sum_j u_j lambda_j exp(-lambda_j x), x >= 0 (docs/maths.md section 3)."""
 
 from __future__ import annotations
 
@@ -97,7 +97,7 @@ class ExponentialMixture(Mixture):
         return ExponentialStats(counts=jnp.sum(wr, axis=1), sums=wr @ xt[0], reference=reference)
 
     def m_step(self, stats: ExponentialStats) -> ExponentialMixtureParams:
-        """u_j = n_j / sum_l n_l; lambda_j = n_j / sum_i q_ji x_i (MATH.md section 3).
+        """u_j = n_j / sum_l n_l; lambda_j = n_j / sum_i q_ji x_i (docs/maths.md section 3).
 
         n_j gets 10 eps added (as for the Gaussian mixture; counts are in
         points, fits scale sample weights to mean one) so an empty component

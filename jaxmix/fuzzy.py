@@ -1,4 +1,4 @@
-"""Fuzzy c-means: soft k-means with inverse-distance memberships (MATH.md section 2)."""
+"""Fuzzy c-means: soft k-means with inverse-distance memberships (docs/maths.md section 2)."""
 
 from __future__ import annotations
 
@@ -73,7 +73,7 @@ class FuzzyCMeans(CentroidModel):
     default M-step (``center_update="coordinate_descent"``) sets
     mu_j = sum_i r_ij^m x_i / sum_i r_ij^m, its minimizer for fixed r, so J
     never increases. ``center_update="homework"`` uses the source's literal
-    r_ij-weighted update (MATH.md section 2 explains why it is a typo): it is
+    r_ij-weighted update (docs/maths.md section 2 explains why it is a typo): it is
     not a descent step on J and is offered only to reproduce the homework.
 
     On the EM protocol the "log-likelihood" is -J / N (mean over points), so

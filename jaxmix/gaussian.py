@@ -1,4 +1,4 @@
-"""Gaussian mixtures: p(x) = sum_k w_k N(x; mu_k, Sigma_k) (MATH.md section 5)."""
+"""Gaussian mixtures: p(x) = sum_k w_k N(x; mu_k, Sigma_k) (docs/maths.md section 5)."""
 
 from __future__ import annotations
 
@@ -126,7 +126,7 @@ class GaussianMixture(Mixture):
         return GaussianStats(jnp.sum(wr, axis=1), sums, scatter, reference)
 
     def m_step(self, stats: GaussianStats) -> GaussianMixtureParams:
-        """Closed-form M-step (MATH.md section 5), as scikit-learn computes it.
+        """Closed-form M-step (docs/maths.md section 5), as scikit-learn computes it.
 
         w_k = n_k / sum_l n_l, mu_k = reference_k + sums_k / n_k,
         Sigma_k = scatter_k / n_k - (mu_k - ref_k)(mu_k - ref_k)^T + reg_covar I.

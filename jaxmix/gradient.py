@@ -1,4 +1,4 @@
-"""Gradient-based fitting with optax, in the unconstrained parameterization (MATH.md section 4).
+"""Gradient-based fitting with optax, in the unconstrained parameterization (docs/maths.md section 4).
 
 By Fisher's identity, the gradient of the mean log-likelihood equals the
 gradient of the ELBO at q = p_theta(z | x) held fixed, so gradient ascent on
@@ -146,7 +146,7 @@ def m_step_gradient(model, params, q, x, optimizer: optax.GradientTransformation
     """Maximize ELBO(q, theta) over theta with q held fixed, by ``optimizer`` (full batch).
 
     Only sum_ik q_ik log p(x_i, z_i = k) depends on theta; its maximizer is the
-    closed-form ``model.m_step`` of the responsibilities q (MATH.md sections 4, 5).
+    closed-form ``model.m_step`` of the responsibilities q (docs/maths.md sections 4, 5).
 
     Returns:
       The parameters after ``num_steps`` steps from ``params``.

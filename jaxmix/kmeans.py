@@ -1,4 +1,4 @@
-"""Lloyd's k-means as a family of the EM protocol (MATH.md section 1)."""
+"""Lloyd's k-means as a family of the EM protocol (docs/maths.md section 1)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Spectral clustering: affinity graphs, graph Laplacians, the Laplacian eigen-embedding (MATH.md section 6).
+"""Spectral clustering: affinity graphs, graph Laplacians, the Laplacian eigen-embedding (docs/maths.md section 6).
 
 Build a graph W on the points, embed point i as row i of the eigenvectors of the k smallest
 eigenvalues of a graph Laplacian, cluster the rows with the library's own ``KMeans``. Affinities
@@ -121,7 +121,7 @@ def _rbf(x, gamma):
 def rbf_affinity(x, *, gamma=None, sigma=None) -> jax.Array:
     """The dense Gaussian affinity w_il = exp(-||x_i - x_l||^2 / (2 sigma^2)) = exp(-gamma ||x_i - x_l||^2).
 
-    MATH.md section 6. W is symmetric and non-negative with a zero diagonal by choice: a self-loop
+    docs/maths.md section 6. W is symmetric and non-negative with a zero diagonal by choice: a self-loop
     adds the same w_ii = 1 to D and W, so it cancels in L = D - W but would shift the normalized
     Laplacians; a zero diagonal matches scikit-learn's graph Laplacians.
 
@@ -277,7 +277,7 @@ def knn_affinity(x, *, n_neighbors=10, mode="connectivity", gamma=None, include_
     the median heuristic of ``rbf_affinity`` on the farthest kept neighbour when None) when x_l is
     one of the n_neighbors nearest other points of x_i, else 0. Stored as the 2 m n_neighbors
     entries of A and A^T (BCOO sums duplicates), so memory is O(m n_neighbors), never O(m^2); the
-    neighbour search is described in ``_knn_search``. MATH.md section 6.
+    neighbour search is described in ``_knn_search``. docs/maths.md section 6.
 
     ``include_self=True`` counts x_i as its own nearest neighbour, with n_neighbors - 1 others
     (n_neighbors >= 2) and A_ii = 1: W is then exactly scikit-learn's
@@ -374,7 +374,7 @@ def _check_affinity(w, name="w"):
 
 
 def laplacian(w, kind: str = "unnormalized"):
-    """The graph Laplacian L = D - W, L_sym = D^-1/2 L D^-1/2 or L_rw = D^-1 L (MATH.md section 6).
+    """The graph Laplacian L = D - W, L_sym = D^-1/2 L D^-1/2 or L_rw = D^-1 L (docs/maths.md section 6).
 
     D_ii = sum_l w_il. For a dense w the result is dense; for a BCOO w it is a BCOO matrix (the
     diagonal entries and -W's entries, O(nnz)). An isolated vertex (D_ii = 0) gets a zero row and
@@ -481,7 +481,7 @@ def spectral_embedding(w, n_components: int, *, kind: str = "symmetric", method:
     """Laplacian eigenmaps: the eigenvectors of the n_components smallest eigenvalues of a Laplacian of w.
 
     Returns ``(embedding, eigenvalues)``, (m, n_components) and (n_components,) ascending, with
-    L u_j = lambda_j u_j (MATH.md section 6). ``kind``: "unnormalized" (L = D - W),
+    L u_j = lambda_j u_j (docs/maths.md section 6). ``kind``: "unnormalized" (L = D - W),
     "symmetric" (L_sym; each row of the embedding then normalized to unit length, as in
     Ng-Jordan-Weiss) or "random_walk" (L_rw, Shi-Malik: v = D^-1/2 u for u an eigenvector of L_sym,
     so V^T D V = I). Each column's sign makes its largest-magnitude entry positive.
@@ -555,7 +555,7 @@ def _check_partition(w, labels):
 
 
 def ratio_cut(w, labels) -> jax.Array:
-    """RatioCut(C_1..C_k) = sum_j cut(C_j) / |C_j| over the non-empty clusters (MATH.md section 6)."""
+    """RatioCut(C_1..C_k) = sum_j cut(C_j) / |C_j| over the non-empty clusters (docs/maths.md section 6)."""
     w, labels, k = _check_partition(w, labels)
     cut, size, _ = _cuts(w, labels, k)
     return jnp.sum(jnp.where(size > 0, cut / jnp.maximum(size, 1.0), 0.0))
@@ -633,7 +633,7 @@ def spectral_clustering(key, x, n_clusters: int, *, affinity: str = "rbf", n_nei
                         laplacian: str = "symmetric", n_init: int = 10) -> SpectralResult:
     """Spectral clustering of x into n_clusters: affinity W, Laplacian, embedding, k-means on its rows.
 
-    MATH.md section 6. ``affinity="rbf"``: the dense ``rbf_affinity`` (gamma by its median heuristic
+    docs/maths.md section 6. ``affinity="rbf"``: the dense ``rbf_affinity`` (gamma by its median heuristic
     when None); ``"knn"``: ``knn_affinity`` with ``n_neighbors`` (connectivity weights, or
     exp(-gamma d^2) when gamma is given). The embedding is ``spectral_embedding`` with
     n_components = n_clusters (eigh up to 2,048 points, LOBPCG above) of the ``laplacian`` kind;

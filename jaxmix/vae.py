@@ -1,4 +1,4 @@
-"""Variational autoencoders: the amortized ELBO, the IWAE bound and a Gaussian-mixture prior (MATH.md section 7).
+"""Variational autoencoders: the amortized ELBO, the IWAE bound and a Gaussian-mixture prior (docs/maths.md section 7).
 
 The generative model is p_theta(x, z) = p(z) p_theta(x | z) with z in R^L and a decoder network f_theta:
 
@@ -10,7 +10,7 @@ The generative model is p_theta(x, z) = p(z) p_theta(x | z) with z in R^L and a 
   with C_k lower triangular, u_k its strict lower part and log diagonal (``"full"``, log-Cholesky).
 
 The encoder q_phi(z | x) = N(mu_phi(x), diag sigma_phi(x)^2) outputs mu and log sigma^2 from one MLP.
-It replaces EM's exact E-step (MATH.md section 4) by an amortized one, so
+It replaces EM's exact E-step (docs/maths.md section 4) by an amortized one, so
 
     ELBO(x) = E_q[log p_theta(x | z)] - KL(q_phi(z | x) || p(z))  <=  log p_theta(x),
 
@@ -365,7 +365,7 @@ def log_prior(model, params, z):
 
 
 def elbo(key, model, params, x, *, num_samples: int = 1):
-    """The mean over points of ELBO(x_i) = E_q[log p(x_i | z)] - KL(q(z | x_i) || p(z)) (MATH.md section 7).
+    """The mean over points of ELBO(x_i) = E_q[log p(x_i | z)] - KL(q(z | x_i) || p(z)) (docs/maths.md section 7).
 
     The expectation is averaged over ``num_samples`` reparameterized draws z = mu + sigma eps. For the
     N(0, I) prior the KL is exact, 1/2 sum (sigma^2 + mu^2 - 1 - log sigma^2); for the mixture prior, whose
@@ -389,7 +389,7 @@ def iwae_bound(key, model, params, x, *, num_samples: int):
 
 def cluster(model, params, x):
     """Cluster by the mixture prior: ``(labels (N,), responsibilities (N, K))`` of z = mu_phi(x), with
-    r_ik = w_k N(z_i; m_k, S_k) / sum_j w_j N(z_i; m_j, S_j) (the E-step of MATH.md section 5)."""
+    r_ik = w_k N(z_i; m_k, S_k) / sum_j w_j N(z_i; m_j, S_j) (the E-step of docs/maths.md section 5)."""
     params, x = _checked(model, params, x)
     if model.n_components is None:
         raise ValueError("cluster needs a mixture prior; model.n_components is None (prior N(0, I)).")

@@ -1,4 +1,4 @@
-"""``elbo(model, params, x, q)`` against its definition and MATH.md section 4.
+"""``elbo(model, params, x, q)`` against its definition and docs/maths.md section 4.
 
 - Value, float64, rtol 1e-10: equals (1/N) sum_i sum_k q_ik (log p(x_i, k) - log q_ik)
   computed with scipy (log joint from ``scipy.stats``, 0 log 0 = 0 through
@@ -156,7 +156,7 @@ def test_model_without_likelihood_raises_type_error(model):
         elbo(model, params, x, np.full((N, K), 1.0 / K))
 
 
-# -- MATH.md section 4: the bound and Fisher's identity -------------------------------
+# -- docs/maths.md section 4: the bound and Fisher's identity -------------------------------
 
 
 @x64_settings

@@ -8,7 +8,7 @@ What is checked against what:
   and the last history entry (``sk.lower_bound_``, the log-likelihood before the
   last M-step), in float64 to 1e-6 relative.
 - The identity covariance and the exponential mixture against numpy
-  transcriptions of MATH.md sections 5 and 3 (whole history, parameters, final
+  transcriptions of docs/maths.md sections 5 and 3 (whole history, parameters, final
   log-likelihood); the exponential mixture also recovers known rates from 20000
   generated points (statistical tolerance).
 - ``combine_stats`` of disjoint chunks against the statistics of all the data,
@@ -18,7 +18,7 @@ What is checked against what:
 - ``sample_weight`` of 2 against duplicating the point (every family).
 - No retrace on a second call (an m_step that counts its traces, and the jit cache size).
 - The loop contract (``tol=0``, ``converged``, NaN-padded history, stopping rule),
-  input validation, and (hypothesis) the EM law of MATH.md section 4: the
+  input validation, and (hypothesis) the EM law of docs/maths.md section 4: the
   log-likelihood history never decreases, for every family from random starts.
 """
 
@@ -114,7 +114,7 @@ def assert_tree_close(actual, expected, rtol, atol=0.0):
 
 
 # ---------------------------------------------------------------------------
-# Against scikit-learn and numpy transcriptions of MATH.md
+# Against scikit-learn and numpy transcriptions of docs/maths.md
 
 
 @pytest.mark.parametrize("n_iter", [1, MAX_ITER])
@@ -143,7 +143,7 @@ def test_gaussian_em_matches_sklearn(x64, cov_type, n_iter):
 
 
 def numpy_identity_em(x, weights, means, n_iter):
-    """MATH.md section 5 with Sigma_j = I: only pi and mu are updated."""
+    """docs/maths.md section 5 with Sigma_j = I: only pi and mu are updated."""
     n, d = x.shape
     history = []
 
@@ -173,7 +173,7 @@ def test_identity_covariance_matches_numpy_transcription(x64):
 
 
 def numpy_exponential_em(x, u, lam, n_iter):
-    """The homework's E/M formulas (MATH.md section 3), in log space."""
+    """The homework's E/M formulas (docs/maths.md section 3), in log space."""
     history = []
 
     def log_joint(u, lam):
@@ -486,7 +486,7 @@ def test_bad_input_raises_value_error_naming_the_argument(case):
 
 
 # ---------------------------------------------------------------------------
-# The EM law (MATH.md section 4): the log-likelihood never decreases
+# The EM law (docs/maths.md section 4): the log-likelihood never decreases
 
 
 @jax.jit

@@ -4,7 +4,7 @@
   ``score`` against ``scipy.stats.expon`` (scale = 1 / rate) mixed by hand with
   ``scipy.special.logsumexp``, float64, rtol 1e-10, K in {1, 3, 5}, for x of
   shape (N,) and (N, 1); ``bic``, ``aic`` and ``n_parameters`` (2K - 1) by hand.
-- EM: one ``e_step`` + ``m_step`` against the MATH.md section 3 formulas written
+- EM: one ``e_step`` + ``m_step`` against the docs/maths.md section 3 formulas written
   in NumPy (u_j = mean_i q_ji, lambda_j = sum_i q_ji / sum_i q_ji x_i) with
   scipy's responsibilities; statistics of disjoint chunks add up; integer
   ``sample_weight`` equals repeating rows.
@@ -115,7 +115,7 @@ def test_one_em_step_matches_math_md(x64):
     stats, loglik = model.e_step(init, x)
     new = model.m_step(stats)
 
-    q = scipy_posterior(init, x)  # (N, K), MATH.md section 3
+    q = scipy_posterior(init, x)  # (N, K), docs/maths.md section 3
     expected = ExponentialMixtureParams(q.mean(axis=0), q.sum(axis=0) / (q * x[:, None]).sum(axis=0))
     chex.assert_trees_all_close(tuple(new), tuple(expected), rtol=1e-10, atol=0)
     assert_f64_close(loglik, np.mean(logsumexp(scipy_log_joint(init, x), axis=1)))

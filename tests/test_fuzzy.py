@@ -1,4 +1,4 @@
-"""Fuzzy c-means (``jaxmix.FuzzyCMeans``, the homework's soft k-means, MATH.md section 2).
+"""Fuzzy c-means (``jaxmix.FuzzyCMeans``, the homework's soft k-means, docs/maths.md section 2).
 
 What is checked against what:
 
@@ -7,7 +7,7 @@ What is checked against what:
 - The homework's part (d): with memberships replaced by their argmax every step
   (``fuzzy_memberships`` -> one-hot -> the model's ``m_step``), the iterates are
   those of ``KMeans``, step by step.
-- Memberships against the MATH.md formula r_ij = (1/d_ij^2) / sum_l (1/d_il^2)
+- Memberships against the docs/maths.md formula r_ij = (1/d_ij^2) / sum_l (1/d_il^2)
   (and d^(-2/(m-1)) for general m) computed in numpy; a point exactly on a
   center gets membership exactly 1 there and 0 elsewhere.
 - (hypothesis) The objective J = sum_i sum_j r_ij^m ||x_i - mu_j||^2, computed in
@@ -45,7 +45,7 @@ def numpy_sq(x, centers):
 
 
 def numpy_memberships(x, centers, m=2.0):
-    """MATH.md section 2: r_ij proportional to d_ij^(-2/(m-1)); for m = 2, (1/d^2) / sum_l (1/d_il^2)."""
+    """docs/maths.md section 2: r_ij proportional to d_ij^(-2/(m-1)); for m = 2, (1/d^2) / sum_l (1/d_il^2)."""
     inv = numpy_sq(x, centers) ** (-1.0 / (m - 1.0))
     return inv / inv.sum(axis=1, keepdims=True)
 
@@ -120,7 +120,7 @@ def test_point_exactly_on_a_center_gets_membership_one(dtype, centers):
         stats, log_likelihood = model.e_step(params, x)
         for leaf in jax.tree_util.tree_leaves((r, stats, log_likelihood, model.m_step(stats))):
             assert np.all(np.isfinite(np.asarray(leaf)))
-        # MATH.md section 2: exactly 1 for that center and 0 elsewhere (the limit).
+        # docs/maths.md section 2: exactly 1 for that center and 0 elsewhere (the limit).
         np.testing.assert_array_equal(r[0], [0.0, 1.0, 0.0])
         np.testing.assert_array_equal(r[2], [0.0, 0.0, 1.0])
 

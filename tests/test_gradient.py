@@ -1,4 +1,4 @@
-"""Gradient fitting (``jaxmix.gradient``) against MATH.md section 4 and independent references.
+"""Gradient fitting (``jaxmix.gradient``) against docs/maths.md section 4 and independent references.
 
 - Parameterization: ``from_unconstrained(to_unconstrained(p)) == p`` for every
   covariance type and the exponential mixture (float32 rtol 1e-5, float64
@@ -228,7 +228,7 @@ def np_grad_mean_log_likelihood(family, params, x, w):
 
 
 def np_m_step(family, q, x):
-    """Closed-form maximizer of sum_ik q_ik log p(x_i, k) (MATH.md sections 3 and 5), no ridge."""
+    """Closed-form maximizer of sum_ik q_ik log p(x_i, k) (docs/maths.md sections 3 and 5), no ridge."""
     x = np.asarray(x, np.float64)
     nk = q.sum(axis=0)
     weights = nk / nk.sum()

@@ -1,4 +1,4 @@
-"""Lloyd's k-means (``jaxmix.KMeans``, MATH.md section 1) on the EM protocol.
+"""Lloyd's k-means (``jaxmix.KMeans``, docs/maths.md section 1) on the EM protocol.
 
 What is checked against what:
 

@@ -1,4 +1,4 @@
-"""Spectral clustering (MATH.md section 6) against scipy, scikit-learn and exact identities."""
+"""Spectral clustering (docs/maths.md section 6) against scipy, scikit-learn and exact identities."""
 
 import warnings
 

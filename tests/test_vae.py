@@ -93,7 +93,7 @@ def draws(bound, model, params, x, keys, num_samples):
 
 @pytest.mark.parametrize("mean_scale, var_scale", [(1.0, 1.0), (0.7, 2.5)])
 def test_elbo_is_log_likelihood_minus_posterior_kl(x64, mean_scale, var_scale):
-    """E[ELBO] = log p(x) - KL(q || p(z|x)): exact log p at the exact posterior (MATH.md section 4)."""
+    """E[ELBO] = log p(x) - KL(q || p(z|x)): exact log p at the exact posterior (docs/maths.md section 4)."""
     x = ppca_data(N_DRAWS)
     params = ppca_params(PPCA, mean_scale, var_scale)
     u, m = ppca_truth()
