@@ -518,7 +518,7 @@ def main(argv=None):
 
     if fit_row is not None:
         (n, d, k), fit_rows = fit_row
-        from jaxmix.fit import usable_cores
+        from jaxmix.inference.restarts import usable_cores
 
         cores = usable_cores()
         lines += [
@@ -543,7 +543,7 @@ def main(argv=None):
             "Both sides include `fit`'s default init=\"kmeans\" (k-means++ and Lloyd to convergence) and the "
             "final E-step. On a CPU `fit` runs the restarts of one compiled single-start program side by "
             "side, a thread per core, from N*D*K = 2^18 up (smaller problems, as with --quick, one after "
-            "another in one call; `jaxmix.fit.restart_plan`); the 8 single fits run one after another. "
+            "another in one call; `jaxmix.inference.restarts.restart_plan`); the 8 single fits run one after another. "
             "n_init=1 reuses the program n_init=8 compiled. Independent restarts that each keep a core "
             f"busy cost at least 1/cores = {1 / cores:.2f}x of running them one after another.",
         ]

@@ -1,7 +1,7 @@
 """EM against gradient ascent (adam, SGD with momentum, L-BFGS) from the same starts.
 
 Generates a 2-D Gaussian mixture (4 components, full covariances) and a
-mixture of 3 exponentials, runs ``jaxmix.compare.compare_fits`` on each (EM
+mixture of 3 exponentials, runs ``jaxmix.inference.compare.compare_fits`` on each (EM
 and every optimizer from the same k-means++ initializations, vmapped over
 starts), prints a Markdown table per model and saves, per model, a figure of
 the mean log-likelihood against iteration and against (estimated) wall time:
@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxmix import ExponentialMixture, ExponentialMixtureParams, GaussianMixture, GaussianMixtureParams
-from jaxmix.compare import compare_fits
+from jaxmix.inference.compare import compare_fits
 
 GAUSSIAN = GaussianMixture(4, covariance_type="full")
 GAUSSIAN_TRUTH = GaussianMixtureParams(

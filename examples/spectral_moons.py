@@ -27,8 +27,8 @@ from matplotlib.figure import Figure
 from sklearn.datasets import make_blobs, make_circles, make_moons
 from sklearn.metrics import adjusted_rand_score
 
-from jaxmix.fit import fit
-from jaxmix.kmeans import KMeans
+from jaxmix.inference.restarts import fit
+from jaxmix.clustering.kmeans import KMeans
 from jaxmix.spectral import _default_gamma, rbf_affinity, spectral_clustering, spectral_embedding
 
 N_EIGENVALUES = 8

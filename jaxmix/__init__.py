@@ -5,22 +5,22 @@ results are NamedTuple pytrees; every method is a pure function of
 ``(params, x)``. The mathematics is in docs/maths.md.
 """
 
-from jaxmix._centroids import CentroidStats
-from jaxmix.compare import ComparisonResult, compare_fits, default_optimizers
-from jaxmix.elbo import elbo
-from jaxmix.em import ConvergenceWarning, EMResult, combine_stats, fit_em
-from jaxmix.exponential import (
+from jaxmix.clustering.centroids import CentroidStats
+from jaxmix.inference.compare import ComparisonResult, compare_fits, default_optimizers
+from jaxmix.inference.lower_bound import elbo
+from jaxmix.inference.em import ConvergenceWarning, EMResult, combine_stats, fit_em
+from jaxmix.mixtures.exponential import (
     ExponentialMixture,
     ExponentialMixtureParams,
     ExponentialMixtureUnconstrained,
     ExponentialStats,
 )
-from jaxmix.fit import FitResult, fit
-from jaxmix.fuzzy import FuzzyCMeans, FuzzyCMeansParams
-from jaxmix.gaussian import GaussianMixture, GaussianMixtureParams, GaussianMixtureUnconstrained, GaussianStats
-from jaxmix.gradient import GradientResult, fit_gradient, m_step_gradient
-from jaxmix.kmeans import KMeans, KMeansParams
-from jaxmix.selection import ModelSelection, select_components
+from jaxmix.inference.restarts import FitResult, fit
+from jaxmix.clustering.fuzzy import FuzzyCMeans, FuzzyCMeansParams
+from jaxmix.mixtures.gaussian import GaussianMixture, GaussianMixtureParams, GaussianMixtureUnconstrained, GaussianStats
+from jaxmix.inference.gradient import GradientResult, fit_gradient, m_step_gradient
+from jaxmix.clustering.kmeans import KMeans, KMeansParams
+from jaxmix.inference.selection import ModelSelection, select_components
 from jaxmix.spectral import (
     SpectralResult,
     indicator_matrix,

@@ -1,4 +1,4 @@
-"""The EM-versus-gradient harness: ``jaxmix.compare.compare_fits`` and ``ComparisonResult``.
+"""The EM-versus-gradient harness: ``jaxmix.inference.compare.compare_fits`` and ``ComparisonResult``.
 
 What is checked against what (float64 unless stated, so agreements are tight):
 
@@ -28,7 +28,7 @@ import scipy.stats
 
 from references import blobs
 from jaxmix import ExponentialMixture, FuzzyCMeans, GaussianMixture, KMeans, fit_em, fit_gradient
-from jaxmix.compare import ComparisonResult, _summarize, compare_fits, default_optimizers
+from jaxmix.inference.compare import ComparisonResult, _summarize, compare_fits, default_optimizers
 
 # "random_from_data" compiles several times faster than the default "kmeans++"; the init method is
 # not what these tests check (test_starts_are_model_init_of_the_split_keys checks the contract).

@@ -39,7 +39,7 @@ from sklearn.mixture import GaussianMixture as SkGaussianMixture
 
 from references import blobs
 import jaxmix
-import jaxmix.em
+import jaxmix.inference.em
 from jaxmix import (
     ExponentialMixture,
     ExponentialMixtureParams,
@@ -376,24 +376,24 @@ def test_second_call_with_same_shapes_does_not_retrace(x64):
     # A model no other test uses (its own class and reg_covar), so the first call must trace and compile.
     model = CountingGaussianMixture(K, "full", reg_covar=1.2345e-6)
     M_STEP_TRACES.clear()
-    cache_before = jaxmix.em._fit_em.jitted._cache_size()
+    cache_before = jaxmix.inference.em._fit_em.jitted._cache_size()
 
     first = fit_em(model, gmm_start("full"), X, max_iter=MAX_ITER, tol=1e-3)
     traced = len(M_STEP_TRACES)
     assert traced >= 1
-    assert jaxmix.em._fit_em.jitted._cache_size() == cache_before + 1
+    assert jaxmix.inference.em._fit_em.jitted._cache_size() == cache_before + 1
 
     # Different data values, start values and tol; same model, shapes and max_iter.
     other_start = GaussianMixtureParams(np.array([0.2, 0.5, 0.3]), MU0 - 1.0, 2.0 * COV0["full"])
     second = fit_em(model, other_start, X[::-1] * 1.5 + 2.0, max_iter=MAX_ITER, tol=1e-6)
     assert len(M_STEP_TRACES) == traced
-    assert jaxmix.em._fit_em.jitted._cache_size() == cache_before + 1
+    assert jaxmix.inference.em._fit_em.jitted._cache_size() == cache_before + 1
     assert np.isfinite(float(second.log_likelihood))
     assert float(second.log_likelihood) != float(first.log_likelihood)  # it really ran on the new inputs
 
 
 def test_em_runs_inside_a_callers_jit(x64):
-    # The top-level programs carry compiler options (jaxmix.em.EM_COMPILER_OPTIONS), which JAX
+    # The top-level programs carry compiler options (jaxmix.inference.em.EM_COMPILER_OPTIONS), which JAX
     # refuses on a nested jit; inside a caller's jit they must run as plain nested programs.
     model = GaussianMixture(K, "full")
     outside = fit_em(model, gmm_start("full"), X, max_iter=MAX_ITER, tol=0.0)

@@ -71,7 +71,7 @@ def numpy_score(name, params, x):
     return -float(np.mean(np.min(np.sum((x[:, None, :] - centers[None]) ** 2, axis=-1), axis=1)))
 
 
-# Every way fit can run its restarts, whatever this machine would choose (jaxmix.fit.restart_plan):
+# Every way fit can run its restarts, whatever this machine would choose (jaxmix.inference.restarts.restart_plan):
 # a single-start program on two threads (CPUs), one program running them one after another (inside
 # a caller's jit), one program running them vmapped (accelerators).
 RESTART_PLANS = {
@@ -84,7 +84,7 @@ RESTART_PLANS = {
 @pytest.mark.parametrize("plan", RESTART_PLANS)
 @pytest.mark.parametrize(("name", "method", "x"), RESTART_CASES, ids=["gmm-full", "kmeans"])
 def test_best_restart_is_never_worse_than_any_single_run(x64, monkeypatch, name, method, x, plan):
-    monkeypatch.setattr(sys.modules["jaxmix.fit"], "restart_plan", RESTART_PLANS[plan])
+    monkeypatch.setattr(sys.modules["jaxmix.inference.restarts"], "restart_plan", RESTART_PLANS[plan])
     model, _ = family(name)
     key = jax.random.key(3)
     result = fit(key, model, x, n_init=N_INIT, init=method, max_iter=MAX_ITER, tol=0.0)

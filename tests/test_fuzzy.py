@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 
 from references import blobs
 from jaxmix import CentroidStats, FuzzyCMeans, FuzzyCMeansParams, KMeans, KMeansParams, fit_em
-from jaxmix.fuzzy import fuzzy_memberships
+from jaxmix.clustering.fuzzy import fuzzy_memberships
 
 # The same sizes as tests/test_em.py ((N, D, K) = (150, 2, 3), 15 iterations), so compiled loops are shared.
 N, K, MAX_ITER = 150, 3, 15

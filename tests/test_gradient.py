@@ -52,8 +52,8 @@ from jaxmix import (
     fit_gradient,
     m_step_gradient,
 )
-from jaxmix import gradient
-from jaxmix.elbo import _elbo
+from jaxmix.inference import gradient
+from jaxmix.inference.lower_bound import _elbo
 
 COV_TYPES = ("full", "diag", "spherical", "tied", "identity")
 FAMILIES = COV_TYPES + ("exponential",)

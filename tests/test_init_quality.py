@@ -20,7 +20,8 @@ import pytest
 from sklearn.cluster import KMeans as SkKMeans
 from sklearn.mixture._gaussian_mixture import _estimate_gaussian_parameters
 
-from jaxmix import GaussianMixture, KMeans, _init
+from jaxmix import GaussianMixture, KMeans
+from jaxmix.inference import initialization as _init
 
 
 def noise(seed, n, d):

@@ -21,8 +21,8 @@ from sklearn.metrics import adjusted_rand_score
 from sklearn.metrics.pairwise import rbf_kernel
 from sklearn.neighbors import kneighbors_graph
 
-from jaxmix.fit import fit
-from jaxmix.kmeans import KMeans
+from jaxmix.inference.restarts import fit
+from jaxmix.clustering.kmeans import KMeans
 from jaxmix.spectral import (
     _dense_components,
     _knn_components,

@@ -7,7 +7,7 @@ import textwrap
 import jax
 import numpy as np
 
-from jaxmix._threads import run_side_by_side, runs_alongside
+from jaxmix.inference.threads import run_side_by_side, runs_alongside
 
 # Run in a child process with a timeout: a deadlocked XLA program cannot be interrupted in-process
 # (its threads sit in C++ waits, and the interpreter would then hang at exit joining them).
@@ -15,7 +15,7 @@ MATRIX = textwrap.dedent("""
     import sys
     import numpy as np, jax
     import jaxmix
-    fit_module, selection = sys.modules["jaxmix.fit"], sys.modules["jaxmix.selection"]
+    fit_module, selection = sys.modules["jaxmix.inference.restarts"], sys.modules["jaxmix.inference.selection"]
     fit_module.usable_cores = selection.usable_cores = lambda: 2  # two threads even on one core
     fit_module.THREADED_RESTARTS_MIN_WORK = 0  # threads whatever the size
     rng = np.random.default_rng(0)

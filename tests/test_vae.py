@@ -23,7 +23,7 @@ from scipy import stats
 from scipy.special import logsumexp as np_logsumexp
 
 from jaxmix import vae
-from jaxmix.gaussian import GaussianMixtureUnconstrained
+from jaxmix.mixtures.gaussian import GaussianMixtureUnconstrained
 
 D, L, SIGMA = 5, 2, 0.5
 SCALES = np.array([3.0, 1.5])

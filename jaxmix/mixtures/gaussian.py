@@ -9,8 +9,8 @@ import jax
 import jax.numpy as jnp
 
 from jaxmix import _validation as v
-from jaxmix._covariance import COVARIANCE_TYPES
-from jaxmix._mixture import Mixture, safe_logits
+from jaxmix.mixtures.covariance import COVARIANCE_TYPES
+from jaxmix.mixtures.base import Mixture, safe_logits
 
 
 class GaussianMixtureParams(NamedTuple):

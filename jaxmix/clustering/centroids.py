@@ -95,7 +95,7 @@ class CentroidModel:
 
     def e_step(self, params, x, sample_weight=None):
         """E-step of the protocol: ``(stats, log_likelihood)`` (the negative mean objective)."""
-        from jaxmix.em import e_step  # the driver's chunked E-step, shared by every family
+        from jaxmix.inference.em import e_step  # the driver's chunked E-step, shared by every family
 
         params, x = self._checked(params, x)
         return e_step(self, params, x, v.check_sample_weight(sample_weight, x.shape[0]))
@@ -106,6 +106,6 @@ class CentroidModel:
 
     def init(self, key, x, method: str = "kmeans++", sample_weight=None):
         """Initial centers: ``"kmeans++"``, ``"random_from_data"``, ``"random"`` or ``"kmeans"``."""
-        from jaxmix import _init  # _init uses KMeans itself for the "kmeans" method
+        from jaxmix.inference import initialization as _init  # _init uses KMeans itself for the "kmeans" method
 
         return _init.init(self, key, x, method, sample_weight)

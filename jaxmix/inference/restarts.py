@@ -7,10 +7,10 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxmix import _init
+from jaxmix.inference import initialization as _init
 from jaxmix import _validation as v
-from jaxmix._threads import run_side_by_side, usable_cores
-from jaxmix.em import (DEFAULT_CHUNK_SIZE, EMProgram, EMResult, check_loop_args, checked_result, fit_weights,
+from jaxmix.inference.threads import run_side_by_side, usable_cores
+from jaxmix.inference.em import (DEFAULT_CHUNK_SIZE, EMProgram, EMResult, check_loop_args, checked_result, fit_weights,
                        run_em)
 
 

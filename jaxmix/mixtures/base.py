@@ -91,7 +91,7 @@ class Mixture:
         combine with ``jaxmix.combine_stats``); ``log_likelihood`` is the
         weighted mean log-likelihood of ``params`` on x.
         """
-        from jaxmix.em import e_step  # the driver's chunked E-step, shared by every family
+        from jaxmix.inference.em import e_step  # the driver's chunked E-step, shared by every family
 
         params, x = self._checked(params, x)
         return e_step(self, params, x, v.check_sample_weight(sample_weight, x.shape[0]))
@@ -103,7 +103,7 @@ class Mixture:
         ``"kmeans++"`` and ``"random_from_data"`` assign each point to its
         nearest initial center; ``"random"`` draws random responsibilities.
         """
-        from jaxmix import _init  # _init imports the EM driver and KMeans
+        from jaxmix.inference import initialization as _init  # _init imports the EM driver and KMeans
 
         return _init.init(self, key, x, method, sample_weight)
 

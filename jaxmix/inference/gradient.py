@@ -19,8 +19,8 @@ import optax
 from jax.scipy.special import logsumexp
 
 from jaxmix import _validation as v
-from jaxmix.elbo import _elbo, check_mixture, check_responsibilities
-from jaxmix.em import check_enough_points
+from jaxmix.inference.lower_bound import _elbo, check_mixture, check_responsibilities
+from jaxmix.inference.em import check_enough_points
 
 MAX_STEPS = 2**31 - 1  # loop counters and step indices are int32 inside the compiled loops
 

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxmix import _validation as v
-from jaxmix._centroids import CentroidModel, first_argmin
+from jaxmix.clustering.centroids import CentroidModel, first_argmin
 from jaxmix._distances import centered
 
 

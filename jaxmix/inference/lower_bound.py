@@ -7,7 +7,7 @@ import numpy as np
 from jax.scipy.special import xlogy
 
 from jaxmix import _validation as v
-from jaxmix._mixture import Mixture
+from jaxmix.mixtures.base import Mixture
 
 
 def elbo(model, params, x, q):

@@ -33,10 +33,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxmix import _init
+from jaxmix.inference import initialization as _init
 from jaxmix import _validation as v
-from jaxmix.elbo import check_mixture
-from jaxmix.em import (
+from jaxmix.inference.lower_bound import check_mixture
+from jaxmix.inference.em import (
     DEFAULT_CHUNK_SIZE,
     EMProgram,
     check_enough_points,
@@ -44,7 +44,7 @@ from jaxmix.em import (
     em_compiler_options,
     run_em,
 )
-from jaxmix.gradient import _fit_gradient, check_optimizer, check_steps
+from jaxmix.inference.gradient import _fit_gradient, check_optimizer, check_steps
 
 EM = "em"  # the method name of EM in a ComparisonResult
 
@@ -240,7 +240,7 @@ def compare_fits(key, model, x, *, optimizers: Mapping | None = None, n_starts: 
     Examples:
       >>> import jax, optax
       >>> from jaxmix import ExponentialMixture, ExponentialMixtureParams
-      >>> from jaxmix.compare import compare_fits
+      >>> from jaxmix.inference.compare import compare_fits
       >>> model = ExponentialMixture(2)
       >>> x, _ = model.sample(jax.random.key(0), ExponentialMixtureParams(
       ...     jax.numpy.array([0.5, 0.5]), jax.numpy.array([1.0, 20.0])), 2000)

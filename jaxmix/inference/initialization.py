@@ -17,10 +17,10 @@ import jax
 import jax.numpy as jnp
 
 from jaxmix import _validation as v
-from jaxmix._centroids import CentroidModel, first_argmin
+from jaxmix.clustering.centroids import CentroidModel, first_argmin
 from jaxmix._distances import squared_distances
-from jaxmix.em import DEFAULT_CHUNK_SIZE, EMProgram, accumulate, fit_weights, to_chunks
-from jaxmix.kmeans import KMeans, KMeansParams
+from jaxmix.inference.em import DEFAULT_CHUNK_SIZE, EMProgram, accumulate, fit_weights, to_chunks
+from jaxmix.clustering.kmeans import KMeans, KMeansParams
 
 METHODS = ("kmeans++", "random_from_data", "random", "kmeans")
 LLOYD_TOL = 1e-4  # method="kmeans": scikit-learn's KMeans tol, relative to the mean feature variance
@@ -51,7 +51,7 @@ def initial_params(model, key, x, weights, method):
     return model.m_step(model._statistics(reference, x.T, wr))
 
 
-_initial_params = EMProgram(initial_params, ("model", "method"))  # compiled as EM is (jaxmix.em)
+_initial_params = EMProgram(initial_params, ("model", "method"))  # compiled as EM is (jaxmix.inference.em)
 
 
 def initial_centers(key, x, k, method, weights):

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxmix import _validation as v
-from jaxmix._mixture import Mixture, safe_logits
+from jaxmix.mixtures.base import Mixture, safe_logits
 
 
 class ExponentialMixtureParams(NamedTuple):

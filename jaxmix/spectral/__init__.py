@@ -34,8 +34,8 @@ from jax.experimental.sparse.linalg import lobpcg_standard
 
 from jaxmix import _validation as v
 from jaxmix._distances import exact_squared_distances
-from jaxmix.fit import fit
-from jaxmix.kmeans import KMeans, KMeansParams
+from jaxmix.inference.restarts import fit
+from jaxmix.clustering.kmeans import KMeans, KMeansParams
 
 AFFINITIES = ("rbf", "knn")
 LAPLACIANS = ("unnormalized", "symmetric", "random_walk")

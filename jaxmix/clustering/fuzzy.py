@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxmix import _validation as v
-from jaxmix._centroids import CentroidModel
+from jaxmix.clustering.centroids import CentroidModel
 from jaxmix._distances import exact_squared_distances
 
 CENTER_UPDATES = ("coordinate_descent", "homework")

@@ -13,10 +13,10 @@ import jax
 import numpy as np
 
 from jaxmix import _validation as v
-from jaxmix.em import DEFAULT_CHUNK_SIZE, ConvergenceWarning, checked_result
-from jaxmix._threads import run_side_by_side, usable_cores
-from jaxmix.fit import _fit, fit_arguments
-from jaxmix.gaussian import GaussianMixture
+from jaxmix.inference.em import DEFAULT_CHUNK_SIZE, ConvergenceWarning, checked_result
+from jaxmix.inference.threads import run_side_by_side, usable_cores
+from jaxmix.inference.restarts import _fit, fit_arguments
+from jaxmix.mixtures.gaussian import GaussianMixture
 
 
 class ModelSelection(NamedTuple):
@@ -70,7 +70,7 @@ def select_components(key, x, n_components=(1, 2, 3, 4, 5, 6), covariance_types=
                         f"{type(n_components).__name__} {n_components!r}.")
     if not v.is_concrete(key, x):
         raise TypeError("select_components cannot run inside jax.jit or vmap: it compiles and runs one "
-                        "program per candidate. Call it on concrete arrays, or jit jaxmix.fit for one "
+                        "program per candidate. Call it on concrete arrays, or jit jaxmix.inference.restarts for one "
                         "candidate.")
     candidates = list(itertools.product(n_components, covariance_types))
     if not candidates:
@@ -86,7 +86,7 @@ def select_components(key, x, n_components=(1, 2, 3, 4, 5, 6), covariance_types=
     # Every candidate is its own program. Trace and lower them here (under the caller's JAX
     # configuration, x64 included), then compile them side by side, and run them on a thread per
     # core (XLA compiles a program on one core and keeps about one busy running a moderate one,
-    # releasing the GIL; see jaxmix.fit.restart_plan).
+    # releasing the GIL; see jaxmix.inference.restarts.restart_plan).
     # Programs that may not run beside another (jaxmix._threads) run alone.
     lowered = [_fit.jitted.lower(*dynamic, **static) for static, dynamic in arguments]
     with ThreadPoolExecutor(max_workers=usable_cores()) as pool:

@@ -37,8 +37,8 @@ from jax.scipy.special import logsumexp
 
 from jaxmix import _pytree_io
 from jaxmix import _validation as v
-from jaxmix._covariance import _LOG_2PI, COVARIANCE_TYPES
-from jaxmix.gaussian import GaussianMixture, GaussianMixtureUnconstrained
+from jaxmix.mixtures.covariance import _LOG_2PI, COVARIANCE_TYPES
+from jaxmix.mixtures.gaussian import GaussianMixture, GaussianMixtureUnconstrained
 
 DECODERS = ("bernoulli", "gaussian")
 PRIOR_COVARIANCES = ("diag", "full", "spherical")

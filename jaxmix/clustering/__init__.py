@@ -1,0 +1,1 @@
+"""Centroid families: the shared base, k-means and fuzzy c-means."""

@@ -1,0 +1,1 @@
+"""Mixture families: the shared base, Gaussian covariance structures, Gaussian and exponential mixtures."""
