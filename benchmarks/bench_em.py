@@ -14,7 +14,7 @@ Progress goes to stderr, the report to stdout.
 
 Method (see the footnotes the script prints):
 
-* Same start: the GMM starts from ``model.init(key(0), x, "random_from_data")``,
+* Same start: the GMM starts from ``initialize(key(0), model, x, "random_from_data")``,
   handed to scikit-learn as weights_init / means_init / precisions_init; k-means
   starts both libraries from the same K data points. The float64 data is the
   float32 data widened, so both see identical values.
@@ -172,13 +172,13 @@ def bench_gmm(args, cov_type, n, d, k):
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.mixture import GaussianMixture as SkGMM
 
-    from jaxmix import GaussianMixture, fit_em
+    from jaxmix import GaussianMixture, fit_em, initialize
 
     rng = np.random.default_rng(args.seed)
     x32_np, x64 = gmm_data(rng, n, d, k)
     x32 = jax.device_put(x32_np)
     model = GaussianMixture(k, covariance_type=cov_type)
-    start = jax.block_until_ready(model.init(jax.random.key(0), x32, "random_from_data"))
+    start = jax.block_until_ready(initialize(jax.random.key(0), model, x32, "random_from_data"))
 
     w0 = np.asarray(start.weights, np.float64)
     w0 /= w0.sum()
@@ -390,9 +390,8 @@ def header():
            if k.startswith(("OPENBLAS", "OMP_", "MKL_", "XLA_", "JAX_"))}
     lines.append(f"- environment: {env if env else 'no OPENBLAS_*/OMP_*/MKL_*/XLA_*/JAX_* variables set'}")
     try:
+        import sklearn.cluster
         from threadpoolctl import threadpool_info
-
-        import sklearn.cluster  # noqa: F401  (loads its OpenMP runtime, so it is listed)
 
         pools = [f"{p.get('internal_api')} {p.get('version')} ({p.get('architecture', '-')} kernel, "
                  f"{p.get('num_threads')} threads, {os.path.basename(p.get('filepath', ''))})"
@@ -558,7 +557,7 @@ def main(argv=None):
         "after the loop; jaxmix's `fit_em` validates its inputs and runs a final E-step too. "
         "scikit-learn's KMeans also centers a copy of X and runs a last label assignment.",
         "2. jaxmix runs in float32 (JAX's default), scikit-learn in float64 (its default for float64 "
-        "input) unless marked f32. Same start: GMM from jaxmix `model.init(key(0), x, "
+        "input) unless marked f32. Same start: GMM from jaxmix `initialize(key(0), model, x, "
         "\"random_from_data\")` passed as weights_init/means_init/precisions_init (full: inverse "
         "covariance; diag: 1/var); KMeans from the same K data points. 'abs dL' compares jaxmix's "
         "history[n-1] with sklearn's lower_bound_ (same iterate); 'rel d_inertia' compares final objectives.",

@@ -50,7 +50,7 @@ def measure(library: str, affinity: str, m: int, seed: int) -> dict:
     if library == "jaxmix":
         import jax
 
-        from jaxmix.spectral import _default_gamma, spectral_clustering
+        from jaxmix.spectral import spectral_clustering
 
         def run():
             return np.asarray(spectral_clustering(jax.random.key(0), x32, 2, affinity=affinity).labels)
@@ -68,9 +68,9 @@ def measure(library: str, affinity: str, m: int, seed: int) -> dict:
         from sklearn.cluster import SpectralClustering
 
         if affinity == "rbf":
-            from jaxmix.spectral import _default_gamma
+            from jaxmix.spectral import default_gamma
 
-            model = SpectralClustering(2, affinity="rbf", gamma=_default_gamma(x32), random_state=0)
+            model = SpectralClustering(2, affinity="rbf", gamma=default_gamma(x32), random_state=0)
         else:
             model = SpectralClustering(2, affinity="nearest_neighbors", n_neighbors=10, random_state=0)
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

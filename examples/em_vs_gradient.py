@@ -49,7 +49,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--n-points", type=int, default=3000, help="points per data set (default: 3000)")
     parser.add_argument("--n-starts", type=int, default=8, help="shared initializations (default: 8)")
     parser.add_argument("--max-iter", type=int, default=200, help="EM iteration limit (default: %(default)s)")
-    parser.add_argument("--num-steps", type=int, default=100, help="optimizer steps (default: %(default)s)")
+    parser.add_argument("--n-steps", type=int, default=100, help="optimizer steps (default: %(default)s)")
     return parser.parse_args(argv)
 
 
@@ -82,7 +82,7 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     for title, stem, model, x, fit_key in cases:
         result = compare_fits(fit_key, model, x, n_starts=args.n_starts, max_iter=args.max_iter,
-                              num_steps=args.num_steps)
+                              n_steps=args.n_steps)
         table = result.to_markdown()
         print(f"\n## {title}\n\nbest mean log-likelihood found: {result.best_log_likelihood:.6f}\n\n{table}",
               flush=True)

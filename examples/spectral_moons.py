@@ -27,9 +27,9 @@ from matplotlib.figure import Figure
 from sklearn.datasets import make_blobs, make_circles, make_moons
 from sklearn.metrics import adjusted_rand_score
 
-from jaxmix.inference.restarts import fit
 from jaxmix.clustering.kmeans import KMeans
-from jaxmix.spectral import _default_gamma, rbf_affinity, spectral_clustering, spectral_embedding
+from jaxmix.inference.restarts import fit
+from jaxmix.spectral import rbf_affinity, spectral_clustering, spectral_embedding
 
 N_EIGENVALUES = 8
 
@@ -66,7 +66,7 @@ def main(argv=None) -> None:
         x = x.astype(np.float32)
         kmeans = KMeans(k).predict(fit(key, KMeans(k), x, n_init=10, init="kmeans++").best.params, x)
         result = spectral_clustering(key, x, k)
-        values = spectral_embedding(rbf_affinity(x, gamma=_default_gamma(x)), N_EIGENVALUES)[1]
+        values = spectral_embedding(key, rbf_affinity(x, gamma=result.gamma), N_EIGENVALUES)[1]
         for row, (method, labels) in enumerate([("k-means", kmeans), ("spectral", result.labels)]):
             ax = cluster_axes[row, column]
             ax.scatter(*x.T, c=np.asarray(labels), s=6, cmap="viridis")

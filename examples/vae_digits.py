@@ -75,16 +75,16 @@ def train_vae(key, x, x_test, progress):
     optimizer = optax.adam(1e-3)
     params = vae.init(k_init, model)
     print(f"Phase 1: prior N(0, I), {PRETRAIN_EPOCHS} epochs, KL weight annealed over {WARMUP_EPOCHS}")
-    params, _ = vae.fit(k_pre, normal, params._replace(prior=None), x, optimizer, num_epochs=PRETRAIN_EPOCHS,
-                        batch_size=BATCH_SIZE, x_valid=x_test, kl_warmup_epochs=WARMUP_EPOCHS, progress=progress)
+    params = vae.fit(k_pre, normal, params._replace(prior=None), x, optimizer, n_epochs=PRETRAIN_EPOCHS,
+                     batch_size=BATCH_SIZE, x_valid=x_test, n_warmup_epochs=WARMUP_EPOCHS, progress=progress).params
     latent = model.prior_mixture  # GaussianMixture(K, "full")
     means, log_var = vae.encode(normal, params, x)
     start = fit(k_gmm, latent, means, n_init=N_INIT).best.params
     start = start._replace(covariances=start.covariances + np.diag(np.mean(np.exp(log_var), axis=0)))
     print(f"Phase 2: prior initialized by EM on the latent means (plus the mean encoder variance), "
           f"{MIXTURE_EPOCHS} epochs")
-    params, _ = vae.fit(k_fit, model, params._replace(prior=latent.to_unconstrained(start)), x, optimizer,
-                        num_epochs=MIXTURE_EPOCHS, batch_size=BATCH_SIZE, x_valid=x_test, progress=progress)
+    params = vae.fit(k_fit, model, params._replace(prior=latent.to_unconstrained(start)), x, optimizer,
+                     n_epochs=MIXTURE_EPOCHS, batch_size=BATCH_SIZE, x_valid=x_test, progress=progress).params
     return model, params
 
 
@@ -155,10 +155,10 @@ def main(argv=None):
     print(f"digits: {len(x)} training, {len(x_test)} held-out points of {x.shape[1]} pixels in [0, 1]")
     model, params = train_vae(k_vae, x, x_test, progress=not args.quiet)
     k_elbo, k_iwae = jax.random.split(k_eval)
-    held_out_elbo = float(vae.elbo(k_elbo, model, params, x_test, num_samples=ELBO_SAMPLES))
-    held_out_iwae = float(vae.iwae_bound(k_iwae, model, params, x_test, num_samples=IWAE_SAMPLES))
+    held_out_elbo = float(vae.elbo(k_elbo, model, params, x_test, n_samples=ELBO_SAMPLES))
+    held_out_iwae = float(vae.iwae_bound(k_iwae, model, params, x_test, n_samples=IWAE_SAMPLES))
     print(f"\nHeld-out ELBO (mean over points, {ELBO_SAMPLES} samples each): {held_out_elbo:.3f} nats")
-    print(f"Held-out IWAE bound (num_samples = {IWAE_SAMPLES}):            {held_out_iwae:.3f} nats")
+    print(f"Held-out IWAE bound (n_samples = {IWAE_SAMPLES}):             {held_out_iwae:.3f} nats")
 
     labels = {"VAE, 10-component mixture prior": (vae.cluster(model, params, x)[0],
                                                   vae.cluster(model, params, x_test)[0])}

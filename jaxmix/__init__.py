@@ -5,22 +5,37 @@ results are NamedTuple pytrees; every method is a pure function of
 ``(params, x)``. The mathematics is in docs/maths.md.
 """
 
-from jaxmix.clustering.centroids import CentroidStats
-from jaxmix.inference.compare import ComparisonResult, compare_fits, default_optimizers
-from jaxmix.inference.lower_bound import elbo
-from jaxmix.inference.em import ConvergenceWarning, EMResult, combine_stats, fit_em
-from jaxmix.mixtures.exponential import (
+from jaxmix import protocol, vae
+from jaxmix.clustering import CentroidStats, FuzzyCMeans, FuzzyCMeansParams, KMeans, KMeansParams
+from jaxmix.inference import (
+    ComparisonResult,
+    ConvergenceWarning,
+    EMResult,
+    FitResult,
+    GradientResult,
+    ModelSelection,
+    compare_fits,
+    default_optimizers,
+    e_step,
+    elbo,
+    fit,
+    fit_em,
+    fit_gradient,
+    initialize,
+    m_step_gradient,
+    select_components,
+)
+from jaxmix.mixtures import (
     ExponentialMixture,
     ExponentialMixtureParams,
     ExponentialMixtureUnconstrained,
     ExponentialStats,
+    GaussianMixture,
+    GaussianMixtureParams,
+    GaussianMixtureUnconstrained,
+    GaussianStats,
 )
-from jaxmix.inference.restarts import FitResult, fit
-from jaxmix.clustering.fuzzy import FuzzyCMeans, FuzzyCMeansParams
-from jaxmix.mixtures.gaussian import GaussianMixture, GaussianMixtureParams, GaussianMixtureUnconstrained, GaussianStats
-from jaxmix.inference.gradient import GradientResult, fit_gradient, m_step_gradient
-from jaxmix.clustering.kmeans import KMeans, KMeansParams
-from jaxmix.inference.selection import ModelSelection, select_components
+from jaxmix.protocol import Family, combine_stats
 from jaxmix.spectral import (
     SpectralResult,
     indicator_matrix,
@@ -32,7 +47,6 @@ from jaxmix.spectral import (
     spectral_clustering,
     spectral_embedding,
 )
-from jaxmix import vae
 from jaxmix.vae import VAE, VAEParams
 
 __all__ = [
@@ -44,6 +58,7 @@ __all__ = [
     "ExponentialMixtureParams",
     "ExponentialMixtureUnconstrained",
     "ExponentialStats",
+    "Family",
     "FitResult",
     "FuzzyCMeans",
     "FuzzyCMeansParams",
@@ -61,15 +76,18 @@ __all__ = [
     "combine_stats",
     "compare_fits",
     "default_optimizers",
+    "e_step",
     "elbo",
     "fit",
     "fit_em",
     "fit_gradient",
     "indicator_matrix",
+    "initialize",
     "knn_affinity",
     "laplacian",
     "m_step_gradient",
     "normalized_cut",
+    "protocol",
     "ratio_cut",
     "rbf_affinity",
     "select_components",

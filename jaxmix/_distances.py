@@ -34,9 +34,8 @@ def scaled_squared_distances(xt, centers, precisions=None):
     (an expansion p x^2 - 2 c p x + p c^2 loses whole nats when the data sit far
     from the origin or the variances are small), and exactly 0 for a point on a
     center. One loop step per feature adds a (K, N) term in a single fused pass,
-    with no K x D x N buffer: at (K, D, N) = (16, 16, 8192) this runs 3x faster on
-    a CPU than a fused K x D x N reduction and about as fast as the expansion's
-    matrix products.
+    with no K x D x N buffer: on a CPU faster than a fused K x D x N reduction
+    and about as fast as the expansion's matrix products (benchmarks/README.md, "Measurements the code relies on").
     """
     dtype = jnp.result_type(xt, centers, *([] if precisions is None else [precisions]))
 

@@ -21,7 +21,8 @@ import os
 import secrets
 import zipfile
 import zlib
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import numpy as np
@@ -66,7 +67,7 @@ def save(path, tree, structure: dict, template: Callable[[dict], Any]) -> None:
             raise TypeError(f"the leaf {name} is not a numeric array (dtype {array.dtype}); it cannot be "
                             "saved without pickle.")
     temporary = f"{path}.{secrets.token_hex(8)}.tmp"
-    file = open(temporary, "xb")  # noqa: SIM115 (outside the try: remove only a file created here)
+    file = open(temporary, "xb")
     try:
         with file:
             np.savez(file, **{STRUCTURE_KEY: np.array(json.dumps(structure))}, **arrays)

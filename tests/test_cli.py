@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from jaxmix import cli, demo
+from jaxmix.demo import comparison, model_selection
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 EXPECTED_HEADINGS = [
@@ -62,7 +63,7 @@ def test_demo_writes_report_with_its_figures(tmp_path, capsys):
     # Section 5: EM converged; its history is plotted without the NaN padding.
     assert re.search(r"n_iter = \d+ iterations and converged = True", report)
     # Section 7: select_components' table, one row per candidate, the lowest BIC marked once.
-    candidates = [(k, cov) for k in demo._SELECTION_K for cov in demo._SELECTION_COVARIANCES]
+    candidates = [(k, cov) for k in model_selection.SELECTION_K for cov in model_selection.SELECTION_COVARIANCES]
     table = re.findall(r"^\| (\d+) \| (\w+) \| (-?\d+\.\d+) \| (-?\d+\.\d) \| (-?\d+\.\d) \| (.*) \|$",
                        report, re.MULTILINE)
     assert [(int(k), cov) for k, cov, *_ in table] == candidates
@@ -72,8 +73,8 @@ def test_demo_writes_report_with_its_figures(tmp_path, capsys):
 
     # Section 8: compare_fits' table, EM first, then the demo's optimizers; EM reaches the optimum.
     methods = re.findall(r"^\| (\w+) \| (-?\d+\.\d+) \| (-?\d+\.\d+) \| (\d+)/(\d+) \|", report, re.MULTILINE)
-    assert [m[0] for m in methods] == ["em", *demo._DEMO_OPTIMIZERS]
-    assert methods[0][3:] == (str(demo._N_STARTS), str(demo._N_STARTS))
+    assert [m[0] for m in methods] == ["em", *comparison.OPTIMIZERS]
+    assert methods[0][3:] == (str(comparison.N_STARTS), str(comparison.N_STARTS))
 
     out = capsys.readouterr().out
     for i in range(1, len(demo.SECTIONS) + 1):

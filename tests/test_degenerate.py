@@ -22,9 +22,9 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from references import blobs
 from sklearn.datasets import load_digits
 
-from references import blobs
 from jaxmix import (
     ConvergenceWarning,
     ExponentialMixture,
@@ -194,5 +194,5 @@ def test_select_components_arguments():
         select_components(jax.random.key(0), X, 3)
     table = select_components(jax.random.key(0), X, [2, 3], "spherical")
     assert table.covariance_types == ("spherical", "spherical")
-    with pytest.raises(TypeError, match="cannot run inside jax.jit"):
+    with pytest.raises(TypeError, match=r"cannot run inside jax\.jit"):
         jax.jit(lambda x: select_components(jax.random.key(0), x, [2], ["diag"]).bic)(jnp.asarray(X))

@@ -32,6 +32,7 @@ from jaxmix import (
     GaussianMixtureParams,
     KMeans,
     elbo,
+    initialize,
 )
 
 FAMILIES = ("full", "diag", "spherical", "tied", "identity", "exponential")
@@ -150,9 +151,9 @@ def test_jit_matches_eager():
 def test_model_without_likelihood_raises_type_error(model):
     """k-means has no log p(x, z); it was an AttributeError (no '_log_joint')."""
     x = make_problem("full", np.random.default_rng(0))[2]
-    params = model.init(jax.random.key(0), x)
-    with pytest.raises(TypeError, match=f"model must be a mixture model such as GaussianMixture or "
-                       f"ExponentialMixture, got {type(model).__name__}; k-means and fuzzy c-means have no"):
+    params = initialize(jax.random.key(0), model, x)
+    with pytest.raises(TypeError, match=rf"elbo needs a model with LogJoint \(log_joint missing\); "
+                       rf"got {type(model).__name__}"):
         elbo(model, params, x, np.full((N, K), 1.0 / K))
 
 

@@ -33,11 +33,11 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from references import blobs
 from scipy.special import logsumexp
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture as SkGaussianMixture
 
-from references import blobs
 import jaxmix
 import jaxmix.inference.em
 from jaxmix import (
@@ -49,9 +49,12 @@ from jaxmix import (
     GaussianMixtureParams,
     KMeans,
     KMeansParams,
+    e_step,
     fit,
     fit_em,
+    initialize,
 )
+from jaxmix.protocol import tolerance_scale
 
 # Shared sizes: every float64 run below uses (N, D, K) = (150, 2, 3) and
 # MAX_ITER iterations where it can, so the compiled loops are reused.
@@ -228,8 +231,8 @@ def whole_and_chunked(x, x_exp):
     for name in FAMILIES:
         model, params, _ = family(name)
         data = x_exp if name == "exponential" else x
-        whole, _ = model.e_step(params, data)
-        batched, _ = jax.vmap(lambda chunk: model.e_step(params, chunk))(
+        whole, _ = e_step(model, params, data)
+        batched, _ = jax.vmap(lambda chunk: e_step(model, params, chunk))(
             data.reshape((N_CHUNKS, -1) + data.shape[1:]))
         parts = [jax.tree_util.tree_map(lambda leaf: leaf[i], batched) for i in range(N_CHUNKS)]
         combined = jaxmix.combine_stats(*parts)
@@ -401,8 +404,8 @@ def test_em_runs_inside_a_callers_jit(x64):
     inside = run(gmm_start("full"), X)
     chex.assert_trees_all_close(inside, outside, rtol=1e-12)
     key = jax.random.key(3)
-    started = jax.jit(lambda key, x: model.init(key, x, "kmeans"))(key, X)
-    chex.assert_trees_all_close(started, model.init(key, X, "kmeans"), rtol=1e-12)
+    started = jax.jit(lambda key, x: initialize(key, model, x, "kmeans"))(key, X)
+    chex.assert_trees_all_close(started, initialize(key, model, X, "kmeans"), rtol=1e-12)
 
 
 # ---------------------------------------------------------------------------
@@ -431,8 +434,8 @@ def test_convergence_stops_at_first_small_change_and_pads_history_with_nan(x64, 
     assert np.all(np.isfinite(history[:n]))
     assert np.all(np.isnan(history[n:]))
     changes = np.abs(np.diff(history[:n]))
-    checked = model._check_x(x, None)  # k-means and fuzzy c-means: tol relative to the mean variance
-    tol = tol * float(model._tolerance_scale(checked, jnp.ones(checked.shape[0], checked.dtype)))
+    _, checked = model.check(None, x)  # k-means and fuzzy c-means: tol relative to the mean variance
+    tol = tol * float(tolerance_scale(model, checked, jnp.ones(checked.shape[0], checked.dtype)))
     assert changes[-1] < tol
     assert np.all(changes[:-1] >= tol)
 
@@ -453,7 +456,7 @@ BAD_INPUTS = {
         "n_components"),
     "fit on fewer points than components": (lambda: fit(jax.random.key(0), _gmm(), X[:2]), "n_components"),
     # KMeans and FuzzyCMeans take n_clusters, so that is the argument the message must name.
-    "k-means on fewer points than clusters": (lambda: fit_em(KMeans(K), KMeansParams(MU0), X[:2]), "n_clusters"),
+    "k-means on fewer points than clusters": (lambda: fit_em(KMeans(K), KMeansParams(MU0), X[:2]), "n_components"),
     "x 1-D": (lambda: fit_em(_gmm(), gmm_start("full"), X[:, 0]), "x"),
     "x 3-D": (lambda: fit_em(_gmm(), gmm_start("full"), X[None]), "x"),
     "x wrong n_features": (lambda: fit_em(_gmm(), gmm_start("full"), np.ones((20, 3))), "x"),
@@ -491,8 +494,8 @@ def test_bad_input_raises_value_error_naming_the_argument(case):
 
 @jax.jit
 def random_starts(key, x, x_exp):
-    """``model.init(key, x, "random")`` for every family, in one compiled call."""
-    return {name: family(name)[0].init(key, x_exp if name == "exponential" else x, "random")
+    """``initialize(key, model, x, "random")`` for every family, in one compiled call."""
+    return {name: initialize(key, family(name)[0], x_exp if name == "exponential" else x, "random")
             for name in FAMILIES}
 
 
@@ -509,3 +512,17 @@ def test_log_likelihood_history_never_decreases(name, data_seed, key_seed):
         trail = np.append(history, float(result.log_likelihood))
         slack = 1e-9 * np.abs(trail[1:])
         assert np.all(np.diff(trail) >= -slack), np.diff(trail)
+
+
+def test_em_compiler_options_can_be_turned_off(monkeypatch):
+    """The one XLA option EM programs use is visible, and JAXMIX_EM_COMPILER_OPTIONS=0 turns it off."""
+    em_module = jaxmix.inference.em
+    try:
+        monkeypatch.setenv("JAXMIX_EM_COMPILER_OPTIONS", "0")
+        em_module.em_compiler_options.cache_clear()
+        assert em_module.em_compiler_options() is None
+        monkeypatch.delenv("JAXMIX_EM_COMPILER_OPTIONS")
+        em_module.em_compiler_options.cache_clear()
+        assert em_module.em_compiler_options() in (None, em_module.EM_COMPILER_OPTIONS)
+    finally:
+        em_module.em_compiler_options.cache_clear()

@@ -20,15 +20,17 @@ What is checked against what:
 import sys
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from references import blobs
 from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
 
-from references import blobs
-from jaxmix import ExponentialMixture, FuzzyCMeans, GaussianMixture, KMeans, fit, fit_em
+from jaxmix import ExponentialMixture, FuzzyCMeans, GaussianMixture, KMeans, fit, fit_em, initialize
+from jaxmix.inference.initialization import kmeans_plusplus
 
 # The same sizes as tests/test_em.py ((N, D, K) = (150, 2, 3), 15 iterations), so compiled loops are shared.
 N, K, MAX_ITER, N_INIT = 150, 3, 15, 4
@@ -75,9 +77,9 @@ def numpy_score(name, params, x):
 # a single-start program on two threads (CPUs), one program running them one after another (inside
 # a caller's jit), one program running them vmapped (accelerators).
 RESTART_PLANS = {
-    "threads": lambda n_init, work: (1, min(n_init, 2)),
-    "one-call": lambda n_init, work: (1, 1),
-    "vmapped": lambda n_init, work: (n_init, 1),
+    "threads": lambda n_init, work, restarts="auto": (1, min(n_init, 2)),
+    "one-call": lambda n_init, work, restarts="auto": (1, 1),
+    "vmapped": lambda n_init, work, restarts="auto": (n_init, 1),
 }
 
 
@@ -97,7 +99,7 @@ def test_best_restart_is_never_worse_than_any_single_run(x64, monkeypatch, name,
 
     singles = []
     for start_key in jax.random.split(key, N_INIT):
-        params = model.init(start_key, x, method)
+        params = initialize(start_key, model, x, method)
         singles.append(float(fit_em(model, params, x, max_iter=MAX_ITER, tol=0.0).log_likelihood))
     singles = np.array(singles)
     np.testing.assert_allclose(restarts, singles, rtol=1e-8)
@@ -115,7 +117,7 @@ def test_fit_is_never_worse_than_any_of_its_restarts_run_alone(data_seed, key_se
         x, key = blobs(data_seed), jax.random.key(key_seed)
         result = fit(key, model, x, n_init=N_INIT, init="random_from_data", max_iter=MAX_ITER, tol=0.0)
         singles = np.array([
-            float(fit_em(model, model.init(start, x, "random_from_data"), x, max_iter=MAX_ITER, tol=0.0)
+            float(fit_em(model, initialize(start, model, x, "random_from_data"), x, max_iter=MAX_ITER, tol=0.0)
                   .log_likelihood)
             for start in jax.random.split(key, N_INIT)])
         np.testing.assert_allclose(result.restart_log_likelihoods, singles, rtol=1e-8)
@@ -149,7 +151,7 @@ def _is_data_row(centers, x):
 @jax.jit
 def every_init(key, x, x_exp):
     """``model.init`` for every family and method, in one compiled call (one compile, not 16)."""
-    return {(name, method): family(name)[0].init(key, x_exp if name == "exponential" else x, method)
+    return {(name, method): initialize(key, family(name)[0], x_exp if name == "exponential" else x, method)
             for name in FAMILIES for method in METHODS}
 
 
@@ -175,8 +177,9 @@ def test_every_init_method_works_for_every_family(x64, initial_params, name, met
         centers = np.asarray(params.centers)
         assert centers.shape == (K, 2)
         if method in ("kmeans++", "random_from_data"):
-            assert _is_data_row(centers, x)
+            # One Lloyd step from K distinct data points (the M-step of the nearest-center assignment).
             assert len(np.unique(centers, axis=0)) == K
+            assert np.all((centers >= x.min(axis=0)) & (centers <= x.max(axis=0)))
         else:  # uniform in the bounding box, or Lloyd from k-means++ (means of points)
             assert np.all(centers >= x.min(axis=0)) and np.all(centers <= x.max(axis=0))
     else:
@@ -188,8 +191,7 @@ def test_every_init_method_works_for_every_family(x64, initial_params, name, met
 
 @pytest.mark.parametrize("seed", range(5))
 def test_kmeans_plus_plus_picks_distinct_data_points(x64, seed):
-    model = KMeans(K)
-    centers = np.asarray(model.init(jax.random.key(seed), X, "kmeans++").centers)
+    centers = np.asarray(kmeans_plusplus(jax.random.key(seed), jnp.asarray(X), K, jnp.ones(X.shape[0])))
     assert _is_data_row(centers, X)
     assert len(np.unique(centers, axis=0)) == K
 
@@ -199,13 +201,36 @@ def test_kmeans_plus_plus_with_duplicates_picks_every_distinct_point(x64, seed):
     # Three distinct points, each 50 times: once one is picked its copies have D(x)^2 = 0.
     distinct = np.array([[0.0, 0.0], [5.0, 1.0], [-2.0, 7.0]])
     x = np.repeat(distinct, 50, axis=0)
-    centers = np.asarray(KMeans(K).init(jax.random.key(seed), x, "kmeans++").centers)
+    centers = np.asarray(kmeans_plusplus(jax.random.key(seed), jnp.asarray(x), K, jnp.ones(x.shape[0])))
     np.testing.assert_array_equal(np.unique(centers, axis=0), np.unique(distinct, axis=0))
 
 
 def test_bad_method_name_raises_value_error():
     model, x = family("gmm-full")
     with pytest.raises(ValueError, match=r"\bmethod\b"):
-        model.init(jax.random.key(0), x, "kmeans+++")
+        initialize(jax.random.key(0), model, x, "kmeans+++")
     with pytest.raises(ValueError, match=r"\binit\b"):
         fit(jax.random.key(0), model, x, init="furthest_point")
+
+
+@pytest.mark.parametrize("restarts", ["auto", "vmap", "sequential", "threads"])
+def test_every_restart_strategy_equals_separate_fit_em_runs(x64, restarts):
+    model, x = family("gmm-full")
+    result = fit(jax.random.key(7), model, x, n_init=3, max_iter=20, tol=1e-6, restarts=restarts)
+    separate = [fit_em(model, initialize(start, model, x, "kmeans"), x, max_iter=20, tol=1e-6)
+                for start in jax.random.split(jax.random.key(7), 3)]
+    np.testing.assert_allclose(result.restart_log_likelihoods, [r.log_likelihood for r in separate], rtol=1e-10)
+    best = separate[int(np.argmax([r.log_likelihood for r in separate]))]
+    np.testing.assert_allclose(result.best.params.means, best.params.means, rtol=1e-9, atol=1e-12)
+
+
+def test_unknown_restart_strategy_is_refused():
+    model, x = family("gmm-full")
+    with pytest.raises(ValueError, match="restarts"):
+        fit(jax.random.key(0), model, x, restarts="parallel")
+
+
+def test_fit_result_offers_params_and_history_as_vae_fit_does(x64):
+    model, x = family("gmm-full")
+    result = fit(jax.random.key(2), model, x, n_init=2, max_iter=5, tol=0.0)
+    assert result.params is result.best.params and result.history is result.best.history

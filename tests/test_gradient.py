@@ -25,7 +25,7 @@
   writing this file (zero weights with minibatches, a zero-weight component in
   the start, history_stride=0); they fail until the library is fixed.
 
-JAX compiles once per (model, optimizer object, num_steps, shapes); the tests
+JAX compiles once per (model, optimizer object, n_steps, shapes); the tests
 share one data set (N = 400, K = 3, D = 2) and module-level optimizers so that
 compilations are reused across tests and the file stays fast.
 """
@@ -50,10 +50,11 @@ from jaxmix import (
     KMeans,
     fit_em,
     fit_gradient,
+    initialize,
     m_step_gradient,
 )
 from jaxmix.inference import gradient
-from jaxmix.inference.lower_bound import _elbo
+from jaxmix.inference.lower_bound import elbo_of_log_joint
 
 COV_TYPES = ("full", "diag", "spherical", "tied", "identity")
 FAMILIES = COV_TYPES + ("exponential",)
@@ -299,7 +300,7 @@ def poor_start(family, seed=0):
 
 def _gradients(model, u, x, q, w):
     """(w-weighted mean log-likelihood, its u-gradient, grad_u ELBO(q, from_unconstrained(u)) at fixed q)."""
-    g_elbo = jax.grad(lambda u: _elbo(model._log_joint(model.from_unconstrained(u), x.T), q.T))(u)
+    g_elbo = jax.grad(lambda u: elbo_of_log_joint(model.log_joint(model.from_unconstrained(u), x), q))(u)
     value, g_ll = jax.value_and_grad(gradient.mean_log_likelihood, argnums=1)(model, u, x, w)
     return value, g_ll, g_elbo
 
@@ -316,11 +317,12 @@ def grad_mean_ll(model, u, x, w):
 
 # Module-level optimizers: the optimizer is a static argument of the jitted
 # loop, so one object per use keeps the compilations shared between tests.
-NUM_STEPS = 500
+N_STEPS = 500
+KEY = jax.random.key(0)  # full-batch fits draw no minibatches; the key is unused
 # A user's choice for Adam: a large step early, annealed to 1% by the end so that
 # the iterates stop oscillating around the optimum (constant-step Adam hovers at
 # a distance of order the learning rate).
-ADAM = optax.adam(optax.cosine_decay_schedule(init_value=0.1, decay_steps=NUM_STEPS, alpha=0.01))
+ADAM = optax.adam(optax.cosine_decay_schedule(init_value=0.1, decay_steps=N_STEPS, alpha=0.01))
 LBFGS = optax.lbfgs()
 
 
@@ -487,12 +489,11 @@ def test_m_step_gradient_matches_closed_form(x64, family):
     start = poor_start(family)
     expected = np_m_step(family, q, x)
 
-    # The library's own closed form agrees with the NumPy one (reference = start means).
-    reference = model._reference(jax.tree.map(jnp.asarray, start))
-    stats = model._statistics(reference, jnp.asarray(x).T, jnp.asarray(q).T)
-    assert_tree_allclose(model.m_step(stats), expected, rtol=1e-9, atol=1e-12)
+    # The library's own closed form agrees with the NumPy one.
+    ones = jnp.ones(x.shape[0], x.dtype)
+    assert_tree_allclose(model.from_responsibilities(x, jnp.asarray(q), ones), expected, rtol=1e-9, atol=1e-12)
 
-    got = m_step_gradient(model, start, q, x, LBFGS, num_steps=150)
+    got = m_step_gradient(model, start, x, q, LBFGS, n_steps=150)
     assert type(got) is type(start)
     assert_tree_allclose(got, expected, rtol=1e-3, atol=1e-5)
 
@@ -504,7 +505,7 @@ def test_m_step_gradient_adam(x64, family):
     x = jnp.asarray(make_data(family))
     q = blended_responsibilities(family, x, rng)
     expected = np_m_step(family, q, x)
-    got = m_step_gradient(model, poor_start(family), q, x, ADAM, num_steps=NUM_STEPS)
+    got = m_step_gradient(model, poor_start(family), x, q, ADAM, n_steps=N_STEPS)
     assert_tree_allclose(got, expected, rtol=2e-2, atol=2e-2)
 
 
@@ -518,10 +519,10 @@ def test_em_and_adam_agree(x64, cov_type):
     x = jnp.asarray(make_data(cov_type))
     start = poor_start(cov_type)
     em = fit_em(model, start, x, max_iter=EM_ITERS, tol=0.0)
-    result = fit_gradient(model, start, x, ADAM, num_steps=NUM_STEPS)
+    result = fit_gradient(KEY, model, start, x, ADAM, n_steps=N_STEPS)
 
     assert isinstance(result, GradientResult)
-    assert result.history.shape == (NUM_STEPS,)
+    assert result.history.shape == (N_STEPS,)
     start_ll = np_mean_log_likelihood(cov_type, start, x, np.ones(N))
     np.testing.assert_allclose(result.history[0], start_ll, rtol=1e-12)
     assert float(em.log_likelihood) > start_ll + 0.1  # the start is genuinely poor
@@ -545,10 +546,10 @@ def test_sample_weight_equals_repeated_rows(x64):
     base = make_data(family)[:300]
     junk = np.random.default_rng(7).normal(50.0, 1.0, (100, D))
     w = np.concatenate([np.full(100, 2.0), np.ones(200), np.zeros(100)])
-    weighted = fit_gradient(model, poor_start(family), np.concatenate([base, junk]), ADAM,
-                            num_steps=NUM_STEPS, sample_weight=w)
-    repeated = fit_gradient(model, poor_start(family), np.concatenate([base, base[:100]]), ADAM,
-                            num_steps=NUM_STEPS)
+    weighted = fit_gradient(KEY, model, poor_start(family), np.concatenate([base, junk]), ADAM,
+                            n_steps=N_STEPS, sample_weight=w)
+    repeated = fit_gradient(KEY, model, poor_start(family), np.concatenate([base, base[:100]]), ADAM,
+                            n_steps=N_STEPS)
     assert_tree_allclose(weighted.params, repeated.params, rtol=1e-7, atol=1e-9)
     np.testing.assert_allclose(weighted.history, repeated.history, rtol=1e-9)
     np.testing.assert_allclose(weighted.log_likelihood, repeated.log_likelihood, rtol=1e-9)
@@ -559,7 +560,7 @@ def test_lbfgs_full_batch(x64):
     model = make_model(family)
     x = jnp.asarray(make_data(family))
     start = poor_start(family)
-    result = fit_gradient(model, start, x, LBFGS, num_steps=60)
+    result = fit_gradient(KEY, model, start, x, LBFGS, n_steps=60)
     history = np.asarray(result.history)
     assert np.all(np.isfinite(history))
     np.testing.assert_allclose(history[0], np_mean_log_likelihood(family, start, x, np.ones(N)), rtol=1e-12)
@@ -587,7 +588,7 @@ def test_float32_no_nan_from_poor_start():
                                   np.broadcast_to(np.cov(x.T), (k, d, d)).copy())
     start = jax.tree.map(lambda a: np.asarray(a, np.float32), start)
     x = x.astype(np.float32)
-    result = fit_gradient(model, start, jnp.asarray(x), optax.adam(0.02), num_steps=300)
+    result = fit_gradient(KEY, model, start, jnp.asarray(x), optax.adam(0.02), n_steps=300)
 
     history = np.asarray(result.history)
     assert history.dtype == np.float32
@@ -613,8 +614,8 @@ BATCH, MINIBATCH_STEPS = 100, 40
 def minibatch_fit(key, **kwargs):
     family = "full"
     x = jnp.asarray(make_data(family), jnp.float32)
-    return fit_gradient(make_model(family), poor_start(family), x, MINIBATCH_ADAM, num_steps=MINIBATCH_STEPS,
-                        batch_size=BATCH, key=key, **kwargs)
+    return fit_gradient(key, make_model(family), poor_start(family), x, MINIBATCH_ADAM, n_steps=MINIBATCH_STEPS,
+                        batch_size=BATCH, **kwargs)
 
 
 def test_minibatch_history_and_determinism():
@@ -652,8 +653,9 @@ def test_minibatch_with_zero_weights_stays_finite():
     x = make_data(family)
     w = np.zeros(N)
     w[::4] = 1.0
-    result = fit_gradient(make_model(family), poor_start(family), x.astype(np.float32), MINIBATCH_ADAM,
-                          num_steps=40, batch_size=5, key=jax.random.key(0), sample_weight=w)
+    result = fit_gradient(jax.random.key(0), make_model(family), poor_start(family), x.astype(np.float32),
+                          MINIBATCH_ADAM,
+                          n_steps=40, batch_size=5, sample_weight=w)
     for leaf in jax.tree.leaves(result.params):
         assert np.all(np.isfinite(np.asarray(leaf)))
     assert np.isfinite(float(result.log_likelihood))
@@ -670,7 +672,7 @@ def test_zero_weight_component_in_start(x64):
     x = make_data(family)
     start = poor_start(family)._replace(weights=np.array([0.0, 0.5, 0.5]))
     try:
-        result = fit_gradient(model, start, x, ADAM, num_steps=NUM_STEPS)
+        result = fit_gradient(KEY, model, start, x, ADAM, n_steps=N_STEPS)
     except ValueError:
         return
     assert np.all(np.isfinite(np.asarray(result.history)))
@@ -682,17 +684,15 @@ def test_argument_errors():
     model = make_model("full")
     x = jnp.asarray(make_data("full"), jnp.float32)
     start = poor_start("full")
-    with pytest.raises(ValueError, match="key"):
-        fit_gradient(model, start, x, MINIBATCH_ADAM, num_steps=5, batch_size=10)
     with pytest.raises(ValueError, match="batch_size"):
-        fit_gradient(model, start, x, MINIBATCH_ADAM, num_steps=5, batch_size=N + 1, key=jax.random.key(0))
+        fit_gradient(jax.random.key(0), model, start, x, MINIBATCH_ADAM, n_steps=5, batch_size=N + 1)
     with pytest.raises(ValueError, match="batch_size"):
-        fit_gradient(model, start, x, MINIBATCH_ADAM, num_steps=5, batch_size=0, key=jax.random.key(0))
+        fit_gradient(jax.random.key(0), model, start, x, MINIBATCH_ADAM, n_steps=5, batch_size=0)
     for steps in (0, -1):
-        with pytest.raises(ValueError, match="num_steps"):
-            fit_gradient(model, start, x, MINIBATCH_ADAM, num_steps=steps)
-        with pytest.raises(ValueError, match="num_steps"):
-            m_step_gradient(model, start, np.full((N, K), 1.0 / K), x, MINIBATCH_ADAM, num_steps=steps)
+        with pytest.raises(ValueError, match="n_steps"):
+            fit_gradient(KEY, model, start, x, MINIBATCH_ADAM, n_steps=steps)
+        with pytest.raises(ValueError, match="n_steps"):
+            m_step_gradient(model, start, x, np.full((N, K), 1.0 / K), MINIBATCH_ADAM, n_steps=steps)
 
 
 NOT_OPTIMIZERS = [("adam", "str 'adam'"), (None, "NoneType None"), (optax.adam, "function")]
@@ -705,21 +705,21 @@ def test_optimizer_that_is_not_a_gradient_transformation_raises_type_error(optim
     model, start, x = make_model(family), poor_start(family), make_data(family)
     message = f"optimizer must be an optax.GradientTransformation such as optax.adam\\(1e-2\\), got {shown}"
     with pytest.raises(TypeError, match=message):
-        fit_gradient(model, start, x, optimizer, num_steps=5)
+        fit_gradient(KEY, model, start, x, optimizer, n_steps=5)
     with pytest.raises(TypeError, match=message):
-        m_step_gradient(model, start, np.full((N, K), 1.0 / K), x, optimizer, num_steps=5)
+        m_step_gradient(model, start, x, np.full((N, K), 1.0 / K), optimizer, n_steps=5)
 
 
 @pytest.mark.parametrize("model", [KMeans(K), FuzzyCMeans(K)])
 def test_model_without_likelihood_raises_type_error(model):
     """k-means models have no likelihood; it was an AttributeError (no 'to_unconstrained')."""
     x = make_data("full")
-    params = model.init(jax.random.key(0), x)
-    message = f"model must be a mixture model such as GaussianMixture .*, got {type(model).__name__}; k-means"
+    params = initialize(jax.random.key(0), model, x)
+    message = rf"needs a model with LogJoint \(log_joint missing\); got {type(model).__name__}"
     with pytest.raises(TypeError, match=message):
-        fit_gradient(model, params, x, MINIBATCH_ADAM, num_steps=5)
+        fit_gradient(KEY, model, params, x, MINIBATCH_ADAM, n_steps=5)
     with pytest.raises(TypeError, match=message):
-        m_step_gradient(model, params, np.full((N, K), 1.0 / K), x, MINIBATCH_ADAM, num_steps=5)
+        m_step_gradient(model, params, x, np.full((N, K), 1.0 / K), MINIBATCH_ADAM, n_steps=5)
 
 
 def test_step_counts_beyond_int32_raise_value_error():
@@ -728,14 +728,14 @@ def test_step_counts_beyond_int32_raise_value_error():
     model, start, x = make_model(family), poor_start(family), make_data(family)
     bound = r"must be <= 2147483647"
     for steps in (10**12, 2**31):
-        with pytest.raises(ValueError, match="num_steps " + bound):
-            fit_gradient(model, start, x, MINIBATCH_ADAM, num_steps=steps)
-        with pytest.raises(ValueError, match="num_steps " + bound):
-            m_step_gradient(model, start, np.full((N, K), 1.0 / K), x, MINIBATCH_ADAM, num_steps=steps)
+        with pytest.raises(ValueError, match="n_steps " + bound):
+            fit_gradient(KEY, model, start, x, MINIBATCH_ADAM, n_steps=steps)
+        with pytest.raises(ValueError, match="n_steps " + bound):
+            m_step_gradient(model, start, x, np.full((N, K), 1.0 / K), MINIBATCH_ADAM, n_steps=steps)
         with pytest.raises(ValueError, match="history_stride " + bound):
-            fit_gradient(model, start, x, MINIBATCH_ADAM, num_steps=5, batch_size=BATCH,
-                         key=jax.random.key(0), history_stride=steps)
-    assert gradient.check_steps("num_steps", 2**31 - 1) == 2**31 - 1
+            fit_gradient(jax.random.key(0), model, start, x, MINIBATCH_ADAM, n_steps=5, batch_size=BATCH,
+                         history_stride=steps)
+    assert gradient.check_steps("n_steps", 2**31 - 1) == 2**31 - 1
 
 
 def test_history_stride_zero_is_rejected():
@@ -759,18 +759,18 @@ def test_second_call_does_not_retrace():
     optimizer = optax.adam(0.05)  # a fresh object: the first call must compile
     x = jnp.asarray(make_data(family), jnp.float32)
     start = poor_start(family)
-    before = gradient._fit_gradient._cache_size()
-    first = fit_gradient(model, start, x, optimizer, num_steps=7)
-    compiled = gradient._fit_gradient._cache_size()
+    before = gradient.run_gradient._cache_size()
+    first = fit_gradient(KEY, model, start, x, optimizer, n_steps=7)
+    compiled = gradient.run_gradient._cache_size()
     assert compiled == before + 1
     # Same model (an equal, freshly built one too), optimizer object and shapes;
     # different data, start and weight values.
-    second = fit_gradient(make_model(family), poor_start(family, seed=5), x + 1.0, optimizer, num_steps=7)
-    fit_gradient(model, start, x, optimizer, num_steps=7, sample_weight=np.linspace(0.5, 2.0, N))
-    assert gradient._fit_gradient._cache_size() == compiled
+    second = fit_gradient(KEY, make_model(family), poor_start(family, seed=5), x + 1.0, optimizer, n_steps=7)
+    fit_gradient(KEY, model, start, x, optimizer, n_steps=7, sample_weight=np.linspace(0.5, 2.0, N))
+    assert gradient.run_gradient._cache_size() == compiled
     assert not np.array_equal(first.params.rates, second.params.rates)
     # Minibatches: a new key is a traced argument, not a new compilation.
-    fit_gradient(model, start, x, optimizer, num_steps=7, batch_size=50, key=jax.random.key(0))
-    compiled = gradient._fit_gradient._cache_size()
-    fit_gradient(model, start, x + 1.0, optimizer, num_steps=7, batch_size=50, key=jax.random.key(1))
-    assert gradient._fit_gradient._cache_size() == compiled
+    fit_gradient(jax.random.key(0), model, start, x, optimizer, n_steps=7, batch_size=50)
+    compiled = gradient.run_gradient._cache_size()
+    fit_gradient(jax.random.key(1), model, start, x + 1.0, optimizer, n_steps=7, batch_size=50)
+    assert gradient.run_gradient._cache_size() == compiled

@@ -20,7 +20,7 @@ import pytest
 from sklearn.cluster import KMeans as SkKMeans
 from sklearn.mixture._gaussian_mixture import _estimate_gaussian_parameters
 
-from jaxmix import GaussianMixture, KMeans
+from jaxmix import GaussianMixture, KMeans, initialize
 from jaxmix.inference import initialization as _init
 
 
@@ -40,16 +40,22 @@ HARD_CASES = {
 }
 
 
+def kmeans_plusplus_seeding(key, x, k, weights=None):
+    """The k-means++ centers that init="kmeans" starts Lloyd from (the same key)."""
+    weights = np.ones(x.shape[0]) if weights is None else weights
+    return np.asarray(_init.kmeans_plusplus(key, jnp.asarray(x), k, jnp.asarray(weights / weights.mean())))
+
+
 def sklearn_lloyd(x, seeding):
     return SkKMeans(seeding.shape[0], init=seeding, n_init=1).fit(x)
 
 
 def test_kmeans_init_is_sklearn_kmeans_from_the_same_seeding(x64):
     key = jax.random.key(SEED_UNIFORM)
-    seeding = np.asarray(KMeans(K_UNIFORM).init(key, X_UNIFORM, "kmeans++").centers)
+    seeding = kmeans_plusplus_seeding(key, X_UNIFORM, K_UNIFORM)
     reference = sklearn_lloyd(X_UNIFORM, seeding)
     assert reference.n_iter_ > 10, "the case should need more Lloyd steps than the old fixed 10"
-    centers = np.asarray(KMeans(K_UNIFORM).init(key, X_UNIFORM, "kmeans").centers)
+    centers = np.asarray(initialize(key, KMeans(K_UNIFORM), X_UNIFORM, "kmeans").centers)
     np.testing.assert_allclose(centers, reference.cluster_centers_, rtol=0, atol=1e-8)
 
 
@@ -57,9 +63,9 @@ def test_weighted_kmeans_init_is_sklearn_kmeans_on_repeated_points(x64):
     # Integer weights are repeated points; the tolerance's variance is weighted alike.
     weights = np.random.default_rng(1).integers(1, 4, size=X_UNIFORM.shape[0]).astype(np.float64)
     key = jax.random.key(SEED_UNIFORM)
-    seeding = np.asarray(KMeans(K_UNIFORM).init(key, X_UNIFORM, "kmeans++", sample_weight=weights).centers)
+    seeding = kmeans_plusplus_seeding(key, X_UNIFORM, K_UNIFORM, weights)
     reference = sklearn_lloyd(np.repeat(X_UNIFORM, weights.astype(int), axis=0), seeding)
-    centers = np.asarray(KMeans(K_UNIFORM).init(key, X_UNIFORM, "kmeans", sample_weight=weights).centers)
+    centers = np.asarray(initialize(key, KMeans(K_UNIFORM), X_UNIFORM, "kmeans", sample_weight=weights).centers)
     np.testing.assert_allclose(centers, reference.cluster_centers_, rtol=0, atol=1e-8)
 
 
@@ -67,10 +73,10 @@ def test_weighted_kmeans_init_is_sklearn_kmeans_on_repeated_points(x64):
 def test_mixture_starts_from_sklearns_start(x64, case):
     x, k, cov, seed = HARD_CASES[case]
     key = jax.random.key(seed)
-    seeding = np.asarray(KMeans(k).init(key, x, "kmeans++").centers)
+    seeding = kmeans_plusplus_seeding(key, x, k)
     resp = np.eye(k)[sklearn_lloyd(x, seeding).labels_]
     weights, means, covariances = _estimate_gaussian_parameters(x, resp, 1e-6, cov)
-    start = GaussianMixture(k, cov).init(key, x, "kmeans")
+    start = initialize(key, GaussianMixture(k, cov), x, "kmeans")
     np.testing.assert_allclose(start.weights, weights / x.shape[0], rtol=0, atol=1e-12)
     np.testing.assert_allclose(start.means, means, rtol=0, atol=1e-8)
     np.testing.assert_allclose(start.covariances, covariances, rtol=0, atol=1e-8)
@@ -84,6 +90,6 @@ def test_kmeans_init_is_pure_and_vmaps_over_keys(x64):
     x, weights = jnp.asarray(X_UNIFORM), jnp.ones(X_UNIFORM.shape[0])
     batched = jax.jit(jax.vmap(lambda key: _init.initial_params(model, key, x, weights, "kmeans")))(keys)
     for i, key in enumerate(keys):
-        single = model.init(key, x, "kmeans").centers
-        np.testing.assert_array_equal(single, model.init(key, x, "kmeans").centers)
+        single = initialize(key, model, x, "kmeans").centers
+        np.testing.assert_array_equal(single, initialize(key, model, x, "kmeans").centers)
         np.testing.assert_allclose(batched.centers[i], single, rtol=0, atol=1e-10)

@@ -18,9 +18,9 @@ seconds of CPU each), so the grids are small.
 import jax
 import numpy as np
 import pytest
+from references import sklearn_model
 
 import jaxmix.inference.selection
-from references import sklearn_model
 from jaxmix import (
     GaussianMixture,
     GaussianMixtureParams,
@@ -146,6 +146,6 @@ def test_bad_input_raises_before_fitting(monkeypatch, n_components, covariance_t
     def no_lowering(*args, **kwargs):
         raise AssertionError("a candidate was compiled before the bad input was caught")
 
-    monkeypatch.setattr(jaxmix.inference.selection, "_fit", type("Unlowerable", (), {"lower": no_lowering})())
+    monkeypatch.setattr(jaxmix.inference.selection, "fit_program", type("Unlowerable", (), {"lower": no_lowering})())
     with pytest.raises(ValueError, match=match):
         select_components(KEY, x, n_components, covariance_types)

@@ -1,5 +1,7 @@
 """Spectral clustering (docs/maths.md section 6) against scipy, scikit-learn and exact identities."""
 
+import dataclasses
+import sys
 import warnings
 
 import jax
@@ -21,11 +23,11 @@ from sklearn.metrics import adjusted_rand_score
 from sklearn.metrics.pairwise import rbf_kernel
 from sklearn.neighbors import kneighbors_graph
 
-from jaxmix.inference.restarts import fit
 from jaxmix.clustering.kmeans import KMeans
+from jaxmix.inference.restarts import fit
 from jaxmix.spectral import (
-    _dense_components,
-    _knn_components,
+    SpectralResult,
+    default_gamma,
     default_neighbors,
     indicator_matrix,
     knn_affinity,
@@ -37,6 +39,7 @@ from jaxmix.spectral import (
     spectral_clustering,
     spectral_embedding,
 )
+from jaxmix.spectral.components import _dense_components, _knn_components
 
 DATA = {
     "moons": lambda n, seed: make_moons(n, noise=0.06, random_state=seed),
@@ -76,9 +79,27 @@ def test_clusters_what_kmeans_cannot_and_predicts_held_out_points(data, affinity
 
 def test_predict_reproduces_the_training_labels():
     x, _ = DATA["moons"](400, 0)
-    result = spectral_clustering(jax.random.key(0), x, 2, affinity="rbf", laplacian="random_walk")
+    result = spectral_clustering(jax.random.key(0), x, 2, affinity="rbf", kind="random_walk")
     assert adjusted_rand_score(np.asarray(result.labels), np.asarray(predict(result, x))) >= 0.99
 
+
+
+@pytest.mark.parametrize("affinity", ["rbf", "knn"])
+def test_result_is_a_pytree_of_arrays_that_leaves_jit_and_still_predicts(affinity):
+    x, _ = DATA["moons"](300, 0)
+    x_new, _ = DATA["moons"](100, 1)
+    result = spectral_clustering(jax.random.key(0), x, 2, affinity=affinity, kind="random_walk")
+    leaves = jax.tree_util.tree_leaves(result)
+    assert len(leaves) == 6 and all(isinstance(leaf, jax.Array) for leaf in leaves)
+    assert (result.n_clusters, result.kind, result.affinity) == (2, "random_walk", affinity)
+    if affinity == "rbf":
+        assert result.gamma == default_gamma(x.astype(np.float32))
+    returned = jax.jit(lambda r: r)(result)
+    assert isinstance(returned, SpectralResult)
+    assert jax.tree_util.tree_structure(returned) == jax.tree_util.tree_structure(result)
+    rebuilt = jax.jit(lambda r, scale: dataclasses.replace(r, centers=r.centers * scale))(result, 1.0)
+    for out in (returned, rebuilt):
+        np.testing.assert_array_equal(predict(out, x_new), predict(result, x_new))
 
 def test_agrees_with_kmeans_on_blobs():
     x, _ = make_blobs(400, centers=3, cluster_std=0.6, random_state=0)
@@ -150,6 +171,36 @@ def test_knn_affinity_matches_sklearn(x64, n_features):
     np.testing.assert_allclose(knn_affinity(x, n_neighbors=7, mode="distance", gamma=0.2).todense(),
                                (0.5 * (weighted + weighted.T)).toarray(), atol=1e-12)
 
+
+
+@pytest.mark.parametrize("n_features", [3, 20])
+def test_kdtree_and_brute_backends_give_the_same_affinity(x64, n_features):
+    x = np.random.default_rng(3).normal(size=(80, n_features))
+    for kwargs in ({}, {"mode": "distance"}, {"mode": "distance", "gamma": 0.3, "include_self": True}):
+        tree, brute = (np.asarray(knn_affinity(x, n_neighbors=6, algorithm=algorithm, **kwargs).todense())
+                       for algorithm in ("kdtree", "brute"))
+        np.testing.assert_allclose(tree, brute, rtol=0, atol=1e-12)
+    gammas = [default_gamma(x, algorithm=algorithm) for algorithm in ("kdtree", "brute")]
+    assert gammas[0] == pytest.approx(gammas[1], rel=1e-12)
+    x_new = np.random.default_rng(4).normal(size=(30, n_features))
+    results = [spectral_clustering(jax.random.key(0), x, 2, affinity="knn", n_neighbors=6, algorithm=a)
+               for a in ("kdtree", "brute")]
+    assert [r.algorithm for r in results] == ["kdtree", "brute"]
+    np.testing.assert_array_equal(results[0].labels, results[1].labels)
+    np.testing.assert_array_equal(predict(results[0], x_new), predict(results[1], x_new))
+
+
+def test_kdtree_without_scipy_raises_import_error_and_auto_falls_back_to_brute(monkeypatch):
+    x = np.random.default_rng(5).normal(size=(40, 2)).astype(np.float32)
+    expected = knn_affinity(x, n_neighbors=5, algorithm="brute").todense()
+    monkeypatch.setitem(sys.modules, "scipy.spatial", None)  # `from scipy.spatial import cKDTree` now fails
+    for call in (lambda: knn_affinity(x, n_neighbors=5, algorithm="kdtree"),
+                 lambda: default_gamma(x, algorithm="kdtree"),
+                 lambda: spectral_clustering(jax.random.key(0), x, 2, algorithm="kdtree")):
+        with pytest.raises(ImportError, match=r"algorithm='kdtree' needs scipy: install jaxmix\[spectral\]"):
+            call()
+    np.testing.assert_array_equal(knn_affinity(x, n_neighbors=5).todense(), expected)
+    assert spectral_clustering(jax.random.key(0), x, 2).algorithm == "brute"
 
 EPS32 = float(np.finfo(np.float32).eps)
 
@@ -299,7 +350,7 @@ def test_embedding_spans_scipy_and_sklearn_eigenvectors(x64, method, as_sparse):
     values_l, vectors_l = scipy.linalg.eigh(np.diag(d) - w, subset_by_index=[0, 2])
     values_rw, vectors_rw = scipy.linalg.eigh(np.diag(d) - w, np.diag(d), subset_by_index=[0, 2])  # L v = lambda D v
     tol = 1e-6 if method == "dense" else 1e-3
-    embed = {kind: spectral_embedding(graph, 3, kind=kind, method=method, key=jax.random.key(0))
+    embed = {kind: spectral_embedding(jax.random.key(0), graph, 3, kind=kind, method=method)
              for kind in ("unnormalized", "random_walk", "symmetric")}
     assert max_angle(embed["unnormalized"][0], vectors_l) < tol
     assert max_angle(embed["random_walk"][0], vectors_rw) < tol
@@ -313,8 +364,8 @@ def test_embedding_spans_scipy_and_sklearn_eigenvectors(x64, method, as_sparse):
 
 def test_embedding_signs_are_deterministic(x64):
     w = gapped_graph()
-    first = spectral_embedding(w, 3, kind="unnormalized")[0]
-    second = spectral_embedding(w, 3, kind="unnormalized", method="lobpcg", key=jax.random.key(5))[0]
+    first = spectral_embedding(jax.random.key(0), w, 3, kind="unnormalized")[0]
+    second = spectral_embedding(jax.random.key(5), w, 3, kind="unnormalized", method="lobpcg")[0]
     assert np.all(np.take_along_axis(np.asarray(second), np.abs(second).argmax(axis=0)[None], 0) > 0)
     np.testing.assert_allclose(first, second, atol=1e-3)
 
@@ -323,7 +374,8 @@ def test_commute_time_kernel_pca_spans_laplacian_eigenmaps(x64):
     w = gapped_graph()
     kernel = np.linalg.pinv(np.diag(w.sum(axis=1)) - w)  # K = L^+, already centred: L^+ 1 = 0
     _, top = scipy.linalg.eigh(kernel, subset_by_index=[len(w) - 2, len(w) - 1])  # kernel PCA, top 2
-    eigenmaps = spectral_embedding(w, 3, kind="unnormalized")[0][:, 1:]  # drop the constant eigenvector
+    # drop the constant eigenvector
+    eigenmaps = spectral_embedding(jax.random.key(0), w, 3, kind="unnormalized")[0][:, 1:]
     assert max_angle(eigenmaps, top) < 1e-6
 
 
@@ -339,7 +391,9 @@ def test_commute_time_kernel_pca_spans_laplacian_eigenmaps(x64):
         (lambda x: laplacian(jnp.triu(rbf_affinity(x))), "symmetric"),
         (lambda x: laplacian(-rbf_affinity(x)), "non-negative"),
         (lambda x: laplacian(to_bcoo(np.triu(np.asarray(rbf_affinity(x))))), "symmetric"),
-        (lambda x: spectral_embedding(rbf_affinity(x), 2, method="lobpcg"), "key"),
+        (lambda x: spectral_embedding(None, rbf_affinity(x), 2, method="lobpcg"), "key"),
+        (lambda x: spectral_clustering(jax.random.key(0), x, 2, kind="laplacian"), "kind"),
+        (lambda x: knn_affinity(x, algorithm="ball_tree"), "algorithm"),
         (lambda x: predict(spectral_clustering(jax.random.key(0), x, 2), x[:, :1]), "x_new"),
         (lambda x: knn_affinity(x, n_neighbors=1, include_self=True), "n_neighbors must be >= 2 with"),
         (lambda x: knn_affinity(x, n_neighbors=41, include_self=True), "n_neighbors must be <= the"),

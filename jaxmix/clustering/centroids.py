@@ -16,6 +16,7 @@ import jax.numpy as jnp
 
 from jaxmix import _validation as v
 from jaxmix._distances import centered, squared_distances
+from jaxmix.protocol import ColumnFamily
 
 
 class CentroidStats(NamedTuple):
@@ -23,6 +24,8 @@ class CentroidStats(NamedTuple):
 
     ``counts`` sum_i u_ik (K,); ``sums`` sum_i u_ik (x_i - reference_k) (K, D).
     """
+
+    shared_fields = ("reference",)  # every block of one E-step is centered on the same points
 
     counts: jax.Array
     sums: jax.Array
@@ -40,7 +43,7 @@ def first_argmin(values):
     return jnp.min(jnp.where(values == smallest, index, values.shape[0]), axis=0), smallest
 
 
-class CentroidModel:
+class CentroidModel(ColumnFamily):
     """Base of ``KMeans`` and ``FuzzyCMeans``: subclasses set ``n_clusters`` and ``params_type``."""
 
     @property
@@ -61,14 +64,10 @@ class CentroidModel:
     def _check_x(self, x, params):
         return v.check_data(x, None if params is None else params.centers.shape[1])
 
-    def _checked(self, params, x):
-        params = self._check_params(params)
-        return params, self._check_x(x, params)
-
     def _reference(self, params):
         return params.centers
 
-    def _tolerance_scale(self, x, weights):
+    def tolerance_scale(self, x, weights):
         """The weighted mean per-feature variance of x (floored at tiny): EM's tolerance is relative
         to it, as scikit-learn's k-means tolerance is, so rescaling the data changes no stopping point."""
         total = jnp.sum(weights)
@@ -90,22 +89,13 @@ class CentroidModel:
 
     def predict(self, params, x):
         """The index of the nearest center, shape (N,)."""
-        params, x = self._checked(params, x)
+        params, x = self.check(params, x)
         return first_argmin(squared_distances(x.T, params.centers))[0]
-
-    def e_step(self, params, x, sample_weight=None):
-        """E-step of the protocol: ``(stats, log_likelihood)`` (the negative mean objective)."""
-        from jaxmix.inference.em import e_step  # the driver's chunked E-step, shared by every family
-
-        params, x = self._checked(params, x)
-        return e_step(self, params, x, v.check_sample_weight(sample_weight, x.shape[0]))
 
     def score(self, params, x):
         """The negative mean objective at ``params`` (higher is better)."""
-        return self.e_step(params, x)[1]
+        params, x = self.check(params, x)
+        return self.summarize(params, x, jnp.ones(x.shape[0], x.dtype))[1] / x.shape[0]
 
-    def init(self, key, x, method: str = "kmeans++", sample_weight=None):
-        """Initial centers: ``"kmeans++"``, ``"random_from_data"``, ``"random"`` or ``"kmeans"``."""
-        from jaxmix.inference import initialization as _init  # _init uses KMeans itself for the "kmeans" method
-
-        return _init.init(self, key, x, method, sample_weight)
+    def _from_statistics(self, stats: CentroidStats):
+        return CentroidModel.m_step(self, stats)

@@ -9,8 +9,8 @@ import jax
 import jax.numpy as jnp
 
 from jaxmix import _validation as v
-from jaxmix.clustering.centroids import CentroidModel
 from jaxmix._distances import exact_squared_distances
+from jaxmix.clustering.centroids import CentroidModel
 
 CENTER_UPDATES = ("coordinate_descent", "homework")
 
@@ -94,10 +94,10 @@ class FuzzyCMeans(CentroidModel):
 
     def posterior(self, params, x):
         """Memberships r (N, K); rows sum to one."""
-        params, x = self._checked(params, x)
+        params, x = self.check(params, x)
         return fuzzy_memberships(exact_squared_distances(x.T, params.centers), self.fuzzifier, axis=0).T
 
-    def _accumulate(self, params, xt, weights):
+    def _summarize(self, params, xt, weights):
         sq = exact_squared_distances(xt, params.centers)
         log_r = log_fuzzy_memberships(sq, self.fuzzifier, axis=0)
         log_rm = self.fuzzifier * log_r

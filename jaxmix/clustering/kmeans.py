@@ -9,8 +9,8 @@ import jax
 import jax.numpy as jnp
 
 from jaxmix import _validation as v
-from jaxmix.clustering.centroids import CentroidModel, first_argmin
 from jaxmix._distances import centered
+from jaxmix.clustering.centroids import CentroidModel, first_argmin
 
 
 class KMeansParams(NamedTuple):
@@ -79,7 +79,7 @@ class KMeans(CentroidModel):
         """Hard responsibilities: one-hot of the nearest center, (N, K)."""
         return jax.nn.one_hot(self.predict(params, x), self.n_clusters, dtype=params.centers.dtype)
 
-    def _accumulate(self, params, xt, weights):
+    def _summarize(self, params, xt, weights):
         # argmin_k ||x_i - mu_k||^2 = argmin_k (||mu_k||^2 - 2 mu_k . x_i), one matrix product (centered
         # on common_center); the reported distance to the nearest center is then summed from x_i - mu_{z_i}
         # itself, which cannot cancel in float32.

@@ -1,1 +1,29 @@
-"""Drivers written against the family protocol: EM, initialization, restarts, gradient fitting, the ELBO, model selection, comparison."""
+"""Drivers written once against the family protocol (``jaxmix.protocol``): EM, initialization,
+restarts, gradient fitting, the ELBO, model selection, and the EM-versus-gradient comparison."""
+
+from jaxmix.inference.compare import ComparisonResult, compare_fits, default_optimizers
+from jaxmix.inference.em import ConvergenceWarning, EMResult, e_step, fit_em
+from jaxmix.inference.gradient import GradientResult, fit_gradient, m_step_gradient
+from jaxmix.inference.initialization import initialize
+from jaxmix.inference.lower_bound import elbo
+from jaxmix.inference.restarts import FitResult, fit
+from jaxmix.inference.selection import ModelSelection, select_components
+
+__all__ = [
+    "ComparisonResult",
+    "ConvergenceWarning",
+    "EMResult",
+    "FitResult",
+    "GradientResult",
+    "ModelSelection",
+    "compare_fits",
+    "default_optimizers",
+    "e_step",
+    "elbo",
+    "fit",
+    "fit_em",
+    "fit_gradient",
+    "initialize",
+    "m_step_gradient",
+    "select_components",
+]

@@ -21,7 +21,6 @@ plot; ``ComparisonResult.to_markdown`` renders the summary table.
 
 from __future__ import annotations
 
-import functools
 import math
 import time
 import warnings
@@ -33,18 +32,19 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxmix.inference import initialization as _init
 from jaxmix import _validation as v
-from jaxmix.inference.lower_bound import check_mixture
+from jaxmix._progress import check_progress, progress_bar
+from jaxmix.inference import initialization as _init
 from jaxmix.inference.em import (
     DEFAULT_CHUNK_SIZE,
     EMProgram,
     check_enough_points,
     check_loop_args,
-    em_compiler_options,
-    run_em,
+    em_program,
 )
-from jaxmix.inference.gradient import _fit_gradient, check_optimizer, check_steps
+from jaxmix.inference.gradient import check_optimizer, check_steps, run_gradient
+from jaxmix.inference.lower_bound import check_mixture
+from jaxmix.protocol import Unconstrained, require
 
 EM = "em"  # the method name of EM in a ComparisonResult
 
@@ -73,7 +73,7 @@ class ComparisonResult(NamedTuple):
       history: (M, S, T + 1) mean log-likelihood after t iterations; column 0 is
         the initialization, column ``n_iter`` the final value, NaN after it.
         EM's T is ``max_iter`` (EM may stop early at ``tol``), a gradient
-        method's ``num_steps``.
+        method's ``n_steps``.
       final_log_likelihood: (M, S) the mean log-likelihood of the final parameters.
       n_iter: (M, S) iterations run.
       best_log_likelihood: the best finite value in ``history`` over all
@@ -193,18 +193,18 @@ def _median_iterations(iterations) -> str:
 
 
 def compare_fits(key, model, x, *, optimizers: Mapping | None = None, n_starts: int = 8, em: bool = True,
-                 max_iter: int = 200, tol: float = 1e-7, num_steps: int = 200, init: str = "kmeans++",
+                 max_iter: int = 200, tol: float = 1e-7, n_steps: int = 200, init: str = "kmeans++",
                  atol: float = 1e-4, sample_weight=None, chunk_size: int = DEFAULT_CHUNK_SIZE,
-                 repeats: int = 1) -> ComparisonResult:
+                 repeats: int = 1, progress="auto") -> ComparisonResult:
     """Run EM and optax optimizers from the same ``n_starts`` initializations; compare them.
 
-    Start s uses the parameters ``model.init(keys[s], x, init)`` with
+    Start s uses the parameters ``initialize(keys[s], model, x, init)`` with
     ``keys = jax.random.split(key, n_starts)``; every method starts from
     exactly those parameters (gradient methods through the model's
     unconstrained map). Each method runs all starts vmapped in one call: EM
     with ``tol`` and ``max_iter`` (the vmapped ``while_loop`` runs until the
     last start stops, so its time per iteration divides by the largest
-    ``n_iter``), each optimizer for ``num_steps`` full-batch steps (as
+    ``n_iter``), each optimizer for ``n_steps`` full-batch steps (as
     ``fit_gradient``). A method is compiled ahead of time (``compile_seconds``),
     then run ``repeats`` times; the fastest run gives its time per iteration
     (one vmapped iteration of all starts; it also carries the loop's fixed
@@ -226,13 +226,14 @@ def compare_fits(key, model, x, *, optimizers: Mapping | None = None, n_starts: 
         |L_t - L_{t-1}| (>= 0). The default 1e-7 is about the float32 rounding of a
         mean log-likelihood of order one: EM stops when it can no longer measurably
         improve (``fit_em``'s 1e-3 would stop it far from the optimum it is heading to).
-      num_steps: optimizer steps, >= 1.
+      n_steps: optimizer steps, >= 1.
       init: the initialization method of ``model.init``.
       atol: a final value within ``atol`` of the best is "at the best
         optimum"; the iterations to best count until history stays within it.
       sample_weight: optional non-negative (N,) weights.
       chunk_size: rows per chunk of EM's E-step.
       repeats: timed runs per method, >= 1.
+      progress: a bar over the methods (``jaxmix._progress``: "auto", True or False).
 
     Returns:
       A ``ComparisonResult`` of NumPy arrays.
@@ -244,7 +245,7 @@ def compare_fits(key, model, x, *, optimizers: Mapping | None = None, n_starts: 
       >>> model = ExponentialMixture(2)
       >>> x, _ = model.sample(jax.random.key(0), ExponentialMixtureParams(
       ...     jax.numpy.array([0.5, 0.5]), jax.numpy.array([1.0, 20.0])), 2000)
-      >>> result = compare_fits(jax.random.key(1), model, x, n_starts=4, max_iter=300, num_steps=300,
+      >>> result = compare_fits(jax.random.key(1), model, x, n_starts=4, max_iter=300, n_steps=300,
       ...                       optimizers={"adam": optax.adam(0.05)})
       >>> result.methods, result.history.shape
       (('em', 'adam'), (2, 4, 301))
@@ -257,34 +258,45 @@ def compare_fits(key, model, x, *, optimizers: Mapping | None = None, n_starts: 
     if not em and not optimizers:
         raise ValueError("Nothing to compare: em=False and optimizers is empty; run EM or give an optimizer.")
     if optimizers:
-        check_mixture(model, fix="; pass optimizers={} to run EM alone")
+        needed_by = "compare_fits with optimizers (pass optimizers={} to run EM alone)"
+        check_mixture(model, needed_by)
+        require(model, Unconstrained, needed_by)
     _check_key(key)
     n_starts = v.check_positive_int("n_starts", n_starts)
     max_iter, tol = check_loop_args(max_iter, tol)
-    num_steps = check_steps("num_steps", num_steps)
+    n_steps = check_steps("n_steps", n_steps)
     v.check_choice("init", init, _init.METHODS)
     atol = v.check_nonnegative_float("atol", atol)
     chunk_size = v.check_positive_int("chunk_size", chunk_size)
     repeats = v.check_positive_int("repeats", repeats)
-    x = model._check_x(x, None)
+    check_progress(progress)
+    _, x = model.check(None, x)
     weights = v.check_sample_weight(sample_weight, x.shape[0])
     check_enough_points(model, x, weights)
     weights = jnp.ones(x.shape[0], x.dtype) if weights is None else weights.astype(x.dtype)
 
     starts = jax.block_until_ready(_initializations(model, key, x, weights, n_starts, init))
     runs = []  # (name, params, history (S, T_m + 1), n_iter (S,), compile s, run s)
-    if em:
-        loop = functools.partial(_em_starts, model, max_iter, chunk_size)
-        args = (starts, x, weights, jnp.asarray(tol, x.dtype))
-        out, compile_s, run_s = _compile_and_time(loop, args, repeats)
-        runs.append((EM, out.params, _with_final(out.history, out.log_likelihood, out.n_iter),
-                     np.asarray(out.n_iter), compile_s, run_s))
-    for name, optimizer in optimizers.items():
-        loop = functools.partial(_gradient_starts, model, optimizer, num_steps)
-        out, compile_s, run_s = _compile_and_time(loop, (starts, x, weights), repeats)
-        steps = np.full(n_starts, num_steps)
-        runs.append((name, out.params, _with_final(out.history, out.log_likelihood, steps), steps,
-                     compile_s, run_s))
+    first = jax.tree_util.tree_map(lambda leaf: leaf[0], starts)
+    with progress_bar(int(em) + len(optimizers), "compare_fits", progress) as bar:
+        if em:
+            tol = jnp.asarray(tol, x.dtype)
+            lowered = em_program.jitted.lower(model=model, params=first, x=x, weights=weights, tol=tol,
+                                              max_iter=max_iter, chunk_size=chunk_size)
+            out, compile_s, run_s = _compile_and_time(
+                lowered, lambda program, p: program(params=p, x=x, weights=weights, tol=tol), starts, repeats)
+            runs.append((EM, out.params, _with_final(out.history, out.log_likelihood, out.n_iter),
+                         np.asarray(out.n_iter), compile_s, run_s))
+            bar.update()
+        unused_key = jax.random.key(0)  # full-batch steps draw no minibatches
+        for name, optimizer in optimizers.items():
+            lowered = run_gradient.lower(unused_key, model, first, x, weights, optimizer, n_steps, None, 1)
+            out, compile_s, run_s = _compile_and_time(
+                lowered, lambda program, p: program(unused_key, p, x, weights), starts, repeats)
+            steps = np.full(n_starts, n_steps)
+            runs.append((name, out.params, _with_final(out.history, out.log_likelihood, steps), steps,
+                         compile_s, run_s))
+            bar.update()
     return _summarize(runs, starts, atol)
 
 
@@ -296,32 +308,26 @@ def _vmapped_initializations(model, key, x, weights, n_starts, init):
 _initializations = EMProgram(_vmapped_initializations, ("model", "n_starts", "init"))
 
 
-def _em_starts(model, max_iter, chunk_size, params, x, weights, tol):
-    return jax.vmap(lambda p: run_em(model, p, x, weights, tol, max_iter, chunk_size))(params)
+def _compile_and_time(lowered, call, starts, repeats):
+    """Each start run by the program a user gets: ``(outputs stacked over starts, compile s, run s)``.
 
-
-def _gradient_starts(model, optimizer, num_steps, params, x, weights):
-    unused_key = jax.random.key(0)  # full-batch steps draw no minibatches
-    return jax.vmap(
-        lambda p: _fit_gradient(model, p, x, weights, unused_key, optimizer, num_steps, None, 1))(params)
-
-
-def _compile_and_time(loop, args, repeats):
-    """Compile ``loop`` ahead of time, then run it ``repeats`` times: (output, compile s, fastest run s).
-
-    ``loop`` is a fresh ``functools.partial`` on every call, so its jit has no
-    cached executable and the compile time is always the real one. EM and the
-    optimizers are compiled alike, with the options of ``fit_em``.
+    ``lowered`` is what ``fit_em`` (``em_program``, with its compiler options) or
+    ``fit_gradient`` (``run_gradient``) runs for one start, lowered for the first
+    start; it is compiled here (the compile time is always the real one), then
+    ``call(compiled, params)`` runs the starts one after another, ``repeats``
+    times; the run time is the fastest total.
     """
     start = time.perf_counter()
-    compiled = jax.jit(loop, compiler_options=em_compiler_options()).lower(*args).compile()
+    compiled = lowered.compile()
     compile_seconds = time.perf_counter() - start
+    n_starts = jax.tree_util.tree_leaves(starts)[0].shape[0]
+    each = [jax.tree_util.tree_map(lambda leaf, s=s: leaf[s], starts) for s in range(n_starts)]
     run_seconds = math.inf
     for _ in range(repeats):
         start = time.perf_counter()
-        out = jax.block_until_ready(compiled(*args))
+        outs = jax.block_until_ready([call(compiled, params) for params in each])
         run_seconds = min(run_seconds, time.perf_counter() - start)
-    return out, compile_seconds, run_seconds
+    return jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves), *outs), compile_seconds, run_seconds
 
 
 def _with_final(history, final, n_iter):

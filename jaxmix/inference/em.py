@@ -1,23 +1,22 @@
-"""The EM driver, written once against the family protocol (docs/maths.md section 4).
+"""The EM driver, written once against the family protocol (``jaxmix.protocol``; docs/maths.md section 11).
 
-Every family (``GaussianMixture``, ``ExponentialMixture``, ``KMeans``,
-``FuzzyCMeans``) offers ``_e_step(params, x, sample_weight) -> (stats,
-log_likelihood)`` and ``m_step(stats) -> params``. One iteration is
+One iteration is
 
-    stats_t, L_t = e_step(theta_t);   theta_{t+1} = m_step(stats_t)
+    stats_t, L_t = summarize(theta_t) over every block of rows;   theta_{t+1} = m_step(stats_t)
 
 where L_t is the weighted mean log-likelihood of theta_t (for k-means and
 fuzzy c-means, the negative mean objective, so "higher is better" holds for
 every family). EM stops when |L_t - L_{t-1}| < tol s, scikit-learn's rule for
-mixtures (s = 1: log-likelihoods are in nats whatever the data's scale);
-for k-means and fuzzy c-means, whose objectives scale with the data's
-squared units, s is the mean per-feature variance of x, so the rule does
-not change when the data are rescaled (``model._tolerance_scale``).
+mixtures (s = 1: log-likelihoods are in nats whatever the data's scale); a
+family whose objective scales with the data's squared units (k-means, fuzzy
+c-means) declares s = the mean per-feature variance of x
+(``tolerance_scale``), so the rule does not change when the data are rescaled.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import warnings
 from typing import Any, NamedTuple
 
@@ -26,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxmix import _validation as v
+from jaxmix.protocol import Family, combine_stats, require, tolerance_scale
 
 DEFAULT_CHUNK_SIZE = 8192  # rows per E-step chunk; see fit_em
 
@@ -53,27 +53,6 @@ class ConvergenceWarning(UserWarning):
 
     Silence it with ``warnings.simplefilter("ignore", jaxmix.ConvergenceWarning)``.
     """
-
-
-def combine_stats(*stats):
-    """Combine the sufficient statistics of disjoint chunks of data.
-
-    Every field is summed except ``reference`` (the point the statistics are
-    centered on, which every chunk of one E-step shares). A family whose
-    statistics are not plain sums (a log scale, the points farthest from
-    their centers) gives its statistics a ``combine(other)`` method, used
-    instead. ``m_step`` of the result equals ``m_step`` of the statistics of
-    all the data at once.
-    """
-    if hasattr(stats[0], "combine"):
-        return functools.reduce(lambda a, b: a.combine(b), stats)
-    return functools.reduce(add_stats, stats)
-
-
-def add_stats(a, b):
-    """Fieldwise a + b, except ``reference``, which is a's."""
-    summed = jax.tree_util.tree_map(jnp.add, a, b)
-    return summed._replace(reference=a.reference) if hasattr(a, "reference") else summed
 
 
 def fit_em(model, params, x, *, max_iter: int = 100, tol: float = 1e-3, sample_weight=None,
@@ -112,12 +91,13 @@ def fit_em(model, params, x, *, max_iter: int = 100, tol: float = 1e-3, sample_w
       >>> bool(result.converged), jnp.round(result.params.rates).tolist()
       (True, [1.0, 20.0])
     """
-    params, x = model._checked(params, x)
+    require(model, Family, "fit_em")
+    params, x = model.check(params, x)
     max_iter, tol = check_loop_args(max_iter, tol)
     chunk_size = v.check_positive_int("chunk_size", chunk_size)
     weights = fit_weights(model, x, sample_weight)
     params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, x.dtype), params)
-    result = _fit_em(model, params, x, weights, jnp.asarray(tol, x.dtype), max_iter, chunk_size)
+    result = em_program(model, params, x, weights, jnp.asarray(tol, x.dtype), max_iter, chunk_size)
     return checked_result(model, result, x, weights, tol)
 
 
@@ -140,14 +120,14 @@ def checked_result(model, result: EMResult, x, weights, tol: float, what: str = 
     finite = all(np.all(np.isfinite(np.asarray(leaf))) for leaf in jax.tree_util.tree_leaves(
         (result.params, result.log_likelihood)))
     if not finite:
-        hint = ("some covariances became singular (a constant feature, or a component holding one point or "
-                "duplicated points); increase reg_covar, use fewer components, or rescale the data"
-                if hasattr(model, "reg_covar") else "use fewer components, or rescale the data")
-        raise ValueError(f"{what} ended with non-finite parameters or log-likelihood: {hint}.")
+        raise ValueError(
+            f"{what} ended with non-finite parameters or log-likelihood: use fewer components or rescale the "
+            "data; for a Gaussian mixture, a covariance became singular (a constant feature, or a component "
+            "holding one point or duplicated points): increase reg_covar.")
     if tol > 0 and not bool(result.converged):
         n_iter, history = int(result.n_iter), np.asarray(result.history)
         change = abs(history[n_iter - 1] - history[n_iter - 2]) if n_iter >= 2 else float("nan")
-        scaled = tol * float(model._tolerance_scale(x, weights))
+        scaled = tol * float(tolerance_scale(model, x, weights))
         warnings.warn(ConvergenceWarning(
             f"{what} did not converge in max_iter={n_iter} iterations: the last change in the objective "
             f"was {change:.3g}, above the tolerance {scaled:.3g}; increase max_iter or tol."), stacklevel=3)
@@ -162,65 +142,80 @@ def check_loop_args(max_iter, tol):
 def check_enough_points(model, x, sample_weight=None) -> None:
     """EM needs at least as many points (with positive weight) as components."""
     k = model.n_components
-    name = "n_clusters" if hasattr(model, "n_clusters") else "n_components"
     weights = None if sample_weight is None else v.host_values(sample_weight)
     n = x.shape[0] if weights is None else int(np.sum(weights > 0))
     if n < k:
         raise ValueError(
-            f"{name}={k} needs at least {k} data points with positive weight, got {n}; "
+            f"n_components={k} needs at least {k} data points with positive weight, got {n}; "
             "use fewer components or more data."
         )
 
 
 def e_step(model, params, x, sample_weight=None, chunk_size: int = DEFAULT_CHUNK_SIZE):
-    """``(stats, weighted mean log-likelihood)`` of checked inputs, visiting x in chunks."""
-    weights = jnp.ones(x.shape[0], x.dtype) if sample_weight is None else sample_weight.astype(x.dtype)
-    xb, wb = to_chunks(x, weights, chunk_size)
-    stats, total = accumulate(model, params, xb, wb)
+    """One E-step on all of x: ``(stats, weighted mean log-likelihood)``.
+
+    ``stats`` are the family's additive sufficient statistics, summed over
+    blocks of ``chunk_size`` rows (``combine_stats``); ``model.m_step(stats)``
+    is the next EM iterate.
+    """
+    require(model, Family, "e_step")
+    params, x = model.check(params, x)
+    weights = v.check_sample_weight(sample_weight, x.shape[0])
+    weights = jnp.ones(x.shape[0], x.dtype) if weights is None else weights.astype(x.dtype)
+    chunk_size = v.check_positive_int("chunk_size", chunk_size)
+    stats, total = _e_step(model, params, x, weights, chunk_size)
     return stats, total / jnp.sum(weights)
 
 
-def to_chunks(x, weights, chunk_size):
-    """Split x (N, D) and weights (N,) into B chunks of points as columns, (B, D, n) and (B, n).
+@functools.partial(jax.jit, static_argnames=("model", "chunk_size"))
+def _e_step(model, params, x, weights, chunk_size):
+    return accumulate(model, params, *to_chunks(x, weights, chunk_size))
 
-    B = ceil(N / chunk_size) chunks of n = ceil(N / B) <= chunk_size points: fewer than B padded
-    points, copies of the first with weight zero. Points as columns is the E-step's layout (``_mixture``).
+
+def to_chunks(x, weights, chunk_size):
+    """Split x (N, D) and weights (N,) into B blocks of rows, (B, n, D) and (B, n).
+
+    B = ceil(N / chunk_size) blocks of n = ceil(N / B) <= chunk_size rows: fewer than B padded
+    rows, copies of the first with weight zero.
     """
     n_chunks = -(-x.shape[0] // chunk_size)
     n = -(-x.shape[0] // n_chunks)
     pad = n_chunks * n - x.shape[0]
     x = jnp.concatenate([x, jnp.broadcast_to(x[:1], (pad, x.shape[1]))])
     weights = jnp.concatenate([weights, jnp.zeros(pad, weights.dtype)])
-    return jnp.swapaxes(x.reshape(-1, n, x.shape[1]), 1, 2), weights.reshape(-1, n)
+    return x.reshape(-1, n, x.shape[1]), weights.reshape(-1, n)
 
 
 def accumulate(model, params, xb, wb):
-    """Sum ``model._accumulate`` over chunks: ``(combined stats, sum_i w_i log p(x_i))``."""
+    """Sum ``model.summarize`` over blocks: ``(combined stats, sum_i w_i log p(x_i))``."""
 
     def add_chunk(b, carry):
         stats, total = carry
-        chunk_stats, chunk_total = model._accumulate(params, xb[b], wb[b])
+        chunk_stats, chunk_total = model.summarize(params, xb[b], wb[b])
         return combine_stats(chunk_stats, stats), total + chunk_total  # the chunk's reference is kept
 
     # Start from zeros (not from the first chunk) so the program holds one copy of the E-step.
     zeros = jax.tree_util.tree_map(
-        lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(model._accumulate, params, xb[0], wb[0]))
+        lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(model.summarize, params, xb[0], wb[0]))
     return jax.lax.fori_loop(0, xb.shape[0], add_chunk, zeros)
 
 
 # XLA's CPU backend (jaxlib 0.10) hands matrix products, and fusions of elementwise ops and
 # reductions around them, to YNNPACK "library fusions". For EM the fused reductions were
-# measured slow: on (N, D, K) = (100_000, 16, 16) a full-covariance iteration took 22-31 ms
-# with all of them, 19-33 ms with none and 19-21 ms with matrix products alone; restarts at
-# (20_000, 8, 8) 212-425, 172-205 and 147-152 ms; one k-means++ run at 20_000 points 8.2,
-# 2.0 and 2.4 ms (interleaved runs in one process). Other families ran alike within noise. So
-# EM programs hand XLA's library only individual matrix products (benchmarks/bench_em.py).
+# measured slow (benchmarks/README.md, "Measurements the code relies on"), so EM programs hand
+# XLA's library only individual matrix products.
 EM_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
 
 
 @functools.cache
 def em_compiler_options() -> dict | None:
-    """``EM_COMPILER_OPTIONS`` if this jaxlib knows the option, else None (checked once)."""
+    """``EM_COMPILER_OPTIONS`` if this jaxlib knows the option, else None (checked once).
+
+    Opt out (XLA's own defaults for every EM program) by setting the environment
+    variable ``JAXMIX_EM_COMPILER_OPTIONS=0`` before the first fit.
+    """
+    if os.environ.get("JAXMIX_EM_COMPILER_OPTIONS", "1") == "0":
+        return None
     try:
         jax.jit(lambda a: a, compiler_options=EM_COMPILER_OPTIONS).lower(0.0).compile()
     except jax.errors.JaxRuntimeError:
@@ -253,7 +248,7 @@ def _fit_em_program(model, params, x, weights, tol, max_iter, chunk_size):
     return run_em(model, params, x, weights, tol, max_iter, chunk_size)
 
 
-_fit_em = EMProgram(_fit_em_program, ("model", "max_iter", "chunk_size"))
+em_program = EMProgram(_fit_em_program, ("model", "max_iter", "chunk_size"))
 
 
 def run_em(model, params, x, weights, tol, max_iter, chunk_size=DEFAULT_CHUNK_SIZE) -> EMResult:
@@ -265,7 +260,7 @@ def run_em(model, params, x, weights, tol, max_iter, chunk_size=DEFAULT_CHUNK_SI
     the loop (10-15 % less compile time for a full-covariance mixture).
     """
     dtype = x.dtype
-    tol = tol * model._tolerance_scale(x, weights)
+    tol = tol * tolerance_scale(model, x, weights)
     xb, wb = to_chunks(x, weights, chunk_size)
     total_weight = jnp.sum(weights)
 

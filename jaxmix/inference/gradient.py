@@ -19,8 +19,9 @@ import optax
 from jax.scipy.special import logsumexp
 
 from jaxmix import _validation as v
-from jaxmix.inference.lower_bound import _elbo, check_mixture, check_responsibilities
 from jaxmix.inference.em import check_enough_points
+from jaxmix.inference.lower_bound import check_mixture, check_responsibilities, elbo_of_log_joint
+from jaxmix.protocol import Unconstrained, require
 
 MAX_STEPS = 2**31 - 1  # loop counters and step indices are int32 inside the compiled loops
 
@@ -59,26 +60,26 @@ def check_steps(name: str, value) -> int:
 
 def mean_log_likelihood(model, u, x, weights):
     """(1/sum w) sum_i w_i log p(x_i) at unconstrained parameters u (0 for an all-zero-weight batch)."""
-    log_prob = logsumexp(model._log_joint(model.from_unconstrained(u), x.T), axis=0)
+    log_prob = logsumexp(model.log_joint(model.from_unconstrained(u), x), axis=1)
     total = jnp.sum(weights)
     return jnp.sum(weights * log_prob) / jnp.where(total > 0, total, 1.0)
 
 
-def fit_gradient(model, params, x, optimizer: optax.GradientTransformation, *, num_steps: int,
-                 batch_size: int | None = None, key=None, sample_weight=None,
+def fit_gradient(key, model, params, x, optimizer: optax.GradientTransformation, *, n_steps: int,
+                 batch_size: int | None = None, sample_weight=None,
                  history_stride: int | None = None) -> GradientResult:
     """Maximize the mean log-likelihood by ``optimizer`` in the unconstrained space.
 
     Args:
+      key: a ``jax.random`` key; it draws the minibatches (unused for the full batch).
       model: a differentiable mixture (``GaussianMixture``, ``ExponentialMixture``).
       params: the initial (constrained) parameters.
       x: data.
       optimizer: any optax ``GradientTransformation``; ``optax.lbfgs`` and other
         transformations that take ``value``, ``grad`` and ``value_fn`` get them.
-      num_steps: optimizer steps, run by one ``lax.scan`` inside one jit.
+      n_steps: optimizer steps, run by one ``lax.scan`` inside one jit.
       batch_size: if given, each step uses a minibatch of this many points drawn
-        without replacement (``key`` required); otherwise the full batch.
-      key: a ``jax.random`` key for the minibatches.
+        without replacement; otherwise the full batch.
       sample_weight: optional non-negative (N,) weights.
       history_stride: with minibatches, evaluate the full-data log-likelihood
         every this many steps (default: once per epoch, ceil(N / batch_size)).
@@ -90,14 +91,15 @@ def fit_gradient(model, params, x, optimizer: optax.GradientTransformation, *, n
       >>> truth = ExponentialMixtureParams(jnp.array([0.5, 0.5]), jnp.array([1.0, 20.0]))
       >>> x, _ = model.sample(jax.random.key(0), truth, 5000)
       >>> start = ExponentialMixtureParams(jnp.array([0.5, 0.5]), jnp.array([0.5, 5.0]))
-      >>> result = fit_gradient(model, start, x, optax.adam(0.05), num_steps=500)
+      >>> result = fit_gradient(jax.random.key(1), model, start, x, optax.adam(0.05), n_steps=500)
       >>> jnp.round(result.params.rates).tolist()
       [1.0, 20.0]
     """
-    check_mixture(model)
+    check_mixture(model, "fit_gradient")
+    require(model, Unconstrained, "fit_gradient")
     check_optimizer("optimizer", optimizer)
-    params, x = model._checked(params, x)
-    num_steps = check_steps("num_steps", num_steps)
+    params, x = model.check(params, x)
+    n_steps = check_steps("n_steps", n_steps)
     weights = v.check_sample_weight(sample_weight, x.shape[0])
     check_enough_points(model, x, weights)
     weights = jnp.ones(x.shape[0], x.dtype) if weights is None else weights.astype(x.dtype)
@@ -105,18 +107,17 @@ def fit_gradient(model, params, x, optimizer: optax.GradientTransformation, *, n
         batch_size = v.check_positive_int("batch_size", batch_size)
         if batch_size > x.shape[0]:
             raise ValueError(f"batch_size must be at most the number of points {x.shape[0]}, got {batch_size}.")
-        if key is None:
-            raise ValueError("key is required when batch_size is given (it draws the minibatches).")
         stride = -(-x.shape[0] // batch_size) if history_stride is None else history_stride
         stride = check_steps("history_stride", stride)
     else:
-        key, stride = jax.random.key(0), 1  # unused by the full-batch path
+        stride = 1
     params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, x.dtype), params)
-    return _fit_gradient(model, params, x, weights, key, optimizer, num_steps, batch_size, stride)
+    return run_gradient(key, model, params, x, weights, optimizer, n_steps, batch_size, stride)
 
 
-@functools.partial(jax.jit, static_argnames=("model", "optimizer", "num_steps", "batch_size", "stride"))
-def _fit_gradient(model, params, x, weights, key, optimizer, num_steps, batch_size, stride):
+@functools.partial(jax.jit, static_argnames=("model", "optimizer", "n_steps", "batch_size", "stride"))
+def run_gradient(key, model, params, x, weights, optimizer, n_steps, batch_size, stride):
+    """The unchecked, compiled loop behind ``fit_gradient``."""
     optimizer = optax.with_extra_args_support(optimizer)
     full_data = functools.partial(mean_log_likelihood, model, x=x, weights=weights)
     u = model.to_unconstrained(params)
@@ -128,7 +129,7 @@ def _fit_gradient(model, params, x, weights, key, optimizer, num_steps, batch_si
         else:
             index = jax.random.choice(step_key, x.shape[0], (batch_size,), replace=False)
             batch = (x[index], weights[index])
-        loss = lambda u: -mean_log_likelihood(model, u, *batch)  # noqa: E731
+        loss = lambda u: -mean_log_likelihood(model, u, *batch)
         value, grad = jax.value_and_grad(loss)(u)
         updates, state = optimizer.update(grad, state, u, value=value, grad=grad, value_fn=loss)
         if batch_size is None:
@@ -137,35 +138,36 @@ def _fit_gradient(model, params, x, weights, key, optimizer, num_steps, batch_si
             recorded = jax.lax.cond(i % stride == 0, lambda: full_data(u), lambda: jnp.array(jnp.nan, x.dtype))
         return (optax.apply_updates(u, updates), state, i + 1), recorded
 
-    step_keys = None if batch_size is None else jax.random.split(key, num_steps)
-    (u, _, _), history = jax.lax.scan(step, (u, optimizer.init(u), 0), step_keys, length=num_steps)
+    step_keys = None if batch_size is None else jax.random.split(key, n_steps)
+    (u, _, _), history = jax.lax.scan(step, (u, optimizer.init(u), 0), step_keys, length=n_steps)
     return GradientResult(model.from_unconstrained(u), full_data(u), history)
 
 
-def m_step_gradient(model, params, q, x, optimizer: optax.GradientTransformation, *, num_steps: int):
+def m_step_gradient(model, params, x, q, optimizer: optax.GradientTransformation, *, n_steps: int):
     """Maximize ELBO(q, theta) over theta with q held fixed, by ``optimizer`` (full batch).
 
     Only sum_ik q_ik log p(x_i, z_i = k) depends on theta; its maximizer is the
     closed-form ``model.m_step`` of the responsibilities q (docs/maths.md sections 4, 5).
 
     Returns:
-      The parameters after ``num_steps`` steps from ``params``.
+      The parameters after ``n_steps`` steps from ``params``.
     """
-    check_mixture(model)
+    check_mixture(model, "m_step_gradient")
+    require(model, Unconstrained, "m_step_gradient")
     check_optimizer("optimizer", optimizer)
-    params, x = model._checked(params, x)
+    params, x = model.check(params, x)
     q = check_responsibilities(q, x.shape[0], model.n_components)
-    num_steps = check_steps("num_steps", num_steps)
+    n_steps = check_steps("n_steps", n_steps)
     params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, x.dtype), params)
-    return _m_step_gradient(model, params, q.astype(x.dtype), x, optimizer, num_steps)
+    return _m_step_gradient(model, params, x, q.astype(x.dtype), optimizer, n_steps)
 
 
-@functools.partial(jax.jit, static_argnames=("model", "optimizer", "num_steps"))
-def _m_step_gradient(model, params, q, x, optimizer, num_steps):
+@functools.partial(jax.jit, static_argnames=("model", "optimizer", "n_steps"))
+def _m_step_gradient(model, params, x, q, optimizer, n_steps):
     optimizer = optax.with_extra_args_support(optimizer)
 
     def loss(u):
-        return -_elbo(model._log_joint(model.from_unconstrained(u), x.T), q.T)
+        return -elbo_of_log_joint(model.log_joint(model.from_unconstrained(u), x), q)
 
     def step(carry, _):
         u, state = carry
@@ -174,5 +176,5 @@ def _m_step_gradient(model, params, q, x, optimizer, num_steps):
         return (optax.apply_updates(u, updates), state), None
 
     u = model.to_unconstrained(params)
-    (u, _), _ = jax.lax.scan(step, (u, optimizer.init(u)), None, length=num_steps)
+    (u, _), _ = jax.lax.scan(step, (u, optimizer.init(u)), None, length=n_steps)
     return model.from_unconstrained(u)

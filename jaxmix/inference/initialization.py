@@ -1,12 +1,13 @@
-"""Initialization of every family: k-means++, random data points, random responsibilities, k-means.
+"""Initialization of every family through the protocol's ``from_responsibilities``.
 
-Center-based methods pick K centers; a mixture then starts from the M-step of
+Center-based methods pick K centers and start the family from the M-step of
 the hard assignment of each point to its nearest center (scikit-learn's
-scheme). ``"kmeans"`` is scikit-learn's ``KMeans(n_init=1)``: k-means++, then
-Lloyd's iterations run to convergence (``lloyd``). ``"random"`` gives a
-mixture random responsibilities (scikit-learn's ``init_params="random"``) and
-a centroid model centers drawn uniformly in the data's bounding box (the
-homework's "random centers").
+scheme for mixtures; for k-means, one Lloyd step from the centers):
+``"kmeans++"`` (greedy k-means++), ``"random_from_data"`` (K distinct data
+points) and ``"kmeans"``, scikit-learn's ``KMeans(n_init=1)``: k-means++, then
+Lloyd's iterations run to convergence (``lloyd``). ``"random"`` starts from
+random responsibilities (scikit-learn's ``init_params="random"``).
+docs/maths.md section 11.
 """
 
 from __future__ import annotations
@@ -17,38 +18,48 @@ import jax
 import jax.numpy as jnp
 
 from jaxmix import _validation as v
-from jaxmix.clustering.centroids import CentroidModel, first_argmin
 from jaxmix._distances import squared_distances
-from jaxmix.inference.em import DEFAULT_CHUNK_SIZE, EMProgram, accumulate, fit_weights, to_chunks
+from jaxmix.clustering.centroids import first_argmin
 from jaxmix.clustering.kmeans import KMeans, KMeansParams
+from jaxmix.inference.em import DEFAULT_CHUNK_SIZE, EMProgram, accumulate, fit_weights, to_chunks
+from jaxmix.protocol import Family, require, tolerance_scale
 
 METHODS = ("kmeans++", "random_from_data", "random", "kmeans")
 LLOYD_TOL = 1e-4  # method="kmeans": scikit-learn's KMeans tol, relative to the mean feature variance
 LLOYD_MAX_ITER = 300  # and its max_iter
 
 
-def init(model, key, x, method, sample_weight=None):
-    """Checked entry point behind ``model.init(key, x, method)``."""
+def initialize(key, model, x, method: str = "kmeans", sample_weight=None):
+    """Initial parameters of ``model`` for data x by ``method`` (see the module docstring).
+
+    Works for any family on the protocol (``jaxmix.protocol.Family``): the
+    parameters are ``model.from_responsibilities(x, r, w)`` of the chosen
+    responsibilities r. The same key gives the same parameters.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxmix import GaussianMixture, initialize
+      >>> x = jnp.array([[0.0], [0.1], [5.0], [5.2]])
+      >>> params = initialize(jax.random.key(0), GaussianMixture(2), x)
+      >>> [round(m, 2) for m in sorted(params.means.ravel().tolist())]
+      [0.05, 5.1]
+    """
+    require(model, Family, "initialize")
     v.check_choice("method", method, METHODS)
-    x = model._check_x(x, None)
+    _, x = model.check(None, x)
     return _initial_params(model, key, x, fit_weights(model, x, sample_weight), method)
 
 
 def initial_params(model, key, x, weights, method):
     """Unchecked initial parameters for per-point weights (N,); pure in ``key``, so it vmaps over keys."""
-    k, (n, _) = model.n_components, x.shape
-    if method == "random" and not isinstance(model, CentroidModel):
-        resp = jax.random.uniform(key, (n, k), dtype=x.dtype).T
-        resp = resp / jnp.sum(resp, axis=0)
+    k, n = model.n_components, x.shape[0]
+    if method == "random":
+        resp = jax.random.uniform(key, (n, k), dtype=x.dtype)
+        resp = resp / jnp.sum(resp, axis=1, keepdims=True)
     else:
         centers = initial_centers(key, x, k, method, weights)
-        if isinstance(model, CentroidModel):
-            return model.params_type(centers)
-        resp = jax.nn.one_hot(first_argmin(squared_distances(x.T, centers))[0], k, dtype=x.dtype, axis=0)
-    wr = resp * weights
-    counts = jnp.sum(wr, axis=1)
-    reference = (wr @ x) / jnp.maximum(counts, jnp.finfo(x.dtype).tiny)[:, None]
-    return model.m_step(model._statistics(reference, x.T, wr))
+        resp = jax.nn.one_hot(first_argmin(squared_distances(x.T, centers))[0], k, dtype=x.dtype)
+    return model.from_responsibilities(x, resp, weights)
 
 
 _initial_params = EMProgram(initial_params, ("model", "method"))  # compiled as EM is (jaxmix.inference.em)
@@ -60,9 +71,6 @@ def initial_centers(key, x, k, method, weights):
         return kmeans_plusplus(key, x, k, weights)
     if method == "random_from_data":
         return x[jax.random.choice(key, x.shape[0], (k,), replace=False, p=weights / jnp.sum(weights))]
-    if method == "random":
-        low, high = jnp.min(x, axis=0), jnp.max(x, axis=0)
-        return jax.random.uniform(key, (k, x.shape[1]), x.dtype, low, high)
     return lloyd(kmeans_plusplus(key, x, k, weights), x, weights)
 
 
@@ -80,7 +88,7 @@ def lloyd(centers, x, w):
     """
     model = KMeans(centers.shape[0])
     xb, wb = to_chunks(x, w, DEFAULT_CHUNK_SIZE)
-    tol = LLOYD_TOL * model._tolerance_scale(x, w)
+    tol = LLOYD_TOL * tolerance_scale(model, x, w)
 
     def cond(carry):
         i, _, move = carry
@@ -127,7 +135,7 @@ def sample_proportional(key, p, n):
 
     Inverse-CDF sampling: n uniforms and a binary search in the cumulative sum,
     where ``jax.random.categorical`` would draw N Gumbel variates per sample
-    (about 2 ms per k-means++ step at N = 20,000 on a CPU core, 90 % of the init).
+    (most of the init's time: benchmarks/README.md, "Measurements the code relies on").
     """
     cumulative = jnp.cumsum(p)
     u = jax.random.uniform(key, (n,), p.dtype) * cumulative[-1]

@@ -7,7 +7,7 @@ import numpy as np
 from jax.scipy.special import xlogy
 
 from jaxmix import _validation as v
-from jaxmix.mixtures.base import Mixture
+from jaxmix.protocol import Family, LogJoint, require
 
 
 def elbo(model, params, x, q):
@@ -32,33 +32,27 @@ def elbo(model, params, x, q):
       >>> bool(jnp.allclose(elbo(model, params, x, q), model.score(params, x)))
       True
     """
-    check_mixture(model)
-    params, x = model._checked(params, x)
+    check_mixture(model, "elbo")
+    params, x = model.check(params, x)
     q = check_responsibilities(q, x.shape[0], model.n_components)
-    return _elbo(model._log_joint(params, x.T), q.T)
+    return elbo_of_log_joint(model.log_joint(params, x), q)
 
 
-def _elbo(log_joint, q):
-    """The ELBO of (K, N) log-joints and responsibilities (the unchecked layout of ``_mixture``)."""
+def elbo_of_log_joint(log_joint, q):
+    """The ELBO of log-joints log p(x_i, z_i = k) and responsibilities q, both (N, K); unchecked."""
     # Where q_ik = 0 the term is 0 whatever log p(x_i, k) is (even -inf); the
     # double where keeps the gradient finite there too.
     positive = q > 0
     safe_log_joint = jnp.where(positive, log_joint, 0.0)
     terms = jnp.where(positive, q * safe_log_joint, 0.0) - xlogy(q, q)
-    return jnp.mean(jnp.sum(terms, axis=0))
+    return jnp.mean(jnp.sum(terms, axis=1))
 
 
-def check_mixture(model, fix: str = "") -> None:
-    """Reject a model without a likelihood p(x | theta) (k-means, fuzzy c-means) with a TypeError.
-
-    ``fix`` is appended to the message (what else the caller may do).
-    """
-    if not isinstance(model, Mixture):
-        raise TypeError(
-            f"model must be a mixture model such as GaussianMixture or ExponentialMixture, got "
-            f"{type(model).__name__}; k-means and fuzzy c-means have no likelihood, hence no ELBO or "
-            f"gradient of one{fix}."
-        )
+def check_mixture(model, needed_by: str) -> None:
+    """TypeError unless ``model`` is a family with a likelihood: ``Family`` and ``LogJoint``
+    (k-means and fuzzy c-means have no likelihood, hence no ELBO or gradient of one)."""
+    require(model, Family, needed_by)
+    require(model, LogJoint, needed_by)
 
 
 def check_responsibilities(q, n: int, k: int):

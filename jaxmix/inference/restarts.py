@@ -7,11 +7,19 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxmix.inference import initialization as _init
 from jaxmix import _validation as v
+from jaxmix.inference import initialization as _init
+from jaxmix.inference.em import (
+    DEFAULT_CHUNK_SIZE,
+    EMProgram,
+    EMResult,
+    check_loop_args,
+    checked_result,
+    fit_weights,
+    run_em,
+)
 from jaxmix.inference.threads import run_side_by_side, usable_cores
-from jaxmix.inference.em import (DEFAULT_CHUNK_SIZE, EMProgram, EMResult, check_loop_args, checked_result, fit_weights,
-                       run_em)
+from jaxmix.protocol import Family, require
 
 
 class FitResult(NamedTuple):
@@ -20,9 +28,19 @@ class FitResult(NamedTuple):
     best: EMResult
     restart_log_likelihoods: jax.Array
 
+    @property
+    def params(self):
+        """The best restart's fitted parameters (``best.params``), as ``jaxmix.vae.fit``'s result has them."""
+        return self.best.params
+
+    @property
+    def history(self):
+        """The best restart's log-likelihood history (``best.history``)."""
+        return self.best.history
+
 
 def fit(key, model, x, *, n_init: int = 1, init: str = "kmeans", max_iter: int = 100, tol: float = 1e-3,
-        sample_weight=None, chunk_size: int = DEFAULT_CHUNK_SIZE) -> FitResult:
+        sample_weight=None, chunk_size: int = DEFAULT_CHUNK_SIZE, restarts: str = "auto") -> FitResult:
     """Fit ``model`` to x by EM from ``n_init`` initializations; keep the best.
 
     Each restart (initialization and EM) is one start of one compiled
@@ -43,6 +61,11 @@ def fit(key, model, x, *, n_init: int = 1, init: str = "kmeans", max_iter: int =
       n_init: number of restarts, >= 1.
       init: ``"kmeans"``, ``"kmeans++"``, ``"random_from_data"`` or ``"random"``.
       max_iter, tol, sample_weight, chunk_size: as in ``fit_em``.
+      restarts: how the restarts run: ``"vmap"`` (all in one call, vmapped),
+        ``"sequential"`` (one call, one after another), ``"threads"`` (a
+        single-start program on a thread per CPU core; a program holding a
+        LAPACK call runs its starts one after another, ``threads``), or
+        ``"auto"`` (``restart_plan``). Every strategy gives the same result.
 
     Examples:
       >>> import jax, jax.numpy as jnp
@@ -54,40 +77,43 @@ def fit(key, model, x, *, n_init: int = 1, init: str = "kmeans", max_iter: int =
       (True, (4,))
     """
     static, dynamic = fit_arguments(key, model, x, n_init=n_init, init=init, max_iter=max_iter, tol=tol,
-                                    sample_weight=sample_weight, chunk_size=chunk_size)
-    result = run_restarts(static, dynamic)
+                                    sample_weight=sample_weight, chunk_size=chunk_size, restarts=restarts)
+    result = run_restarts(static, dynamic, restarts)
     _, x, weights, _ = dynamic
     checked_result(model, result.best, x, weights, tol, what="EM (the best restart)")
     return result
 
 
-def fit_arguments(key, model, x, *, n_init, init, max_iter, tol, sample_weight, chunk_size):
-    """Check ``fit``'s arguments: ``(static, dynamic)``, the arguments of ``_fit(*dynamic, **static)``.
+def fit_arguments(key, model, x, *, n_init, init, max_iter, tol, sample_weight, chunk_size, restarts="auto"):
+    """Check ``fit``'s arguments: ``(static, dynamic)``, the arguments of ``fit_program(*dynamic, **static)``.
 
     ``dynamic`` starts with the restarts' keys (n_init,). Split so that a
-    caller can lower the program (``_fit.jitted.lower(*dynamic, **static)``)
+    caller can lower the program (``fit_program.jitted.lower(*dynamic, **static)``)
     and compile it ahead of time, as ``select_components`` does for many
     models at once.
     """
     n_init = v.check_positive_int("n_init", n_init)
     v.check_choice("init", init, _init.METHODS)
     max_iter, tol = check_loop_args(max_iter, tol)
-    x = model._check_x(x, None)
+    require(model, Family, "fit")
+    _, x = model.check(None, x)
     chunk_size = v.check_positive_int("chunk_size", chunk_size)
     weights = fit_weights(model, x, sample_weight)
-    batch, _ = restart_plan(n_init, x.size * model.n_components)
+    v.check_choice("restarts", restarts, RESTARTS)
+    batch, _ = restart_plan(n_init, x.size * model.n_components, restarts)
     static = {"model": model, "init": init, "max_iter": max_iter, "chunk_size": chunk_size, "batch": batch}
     return static, (jax.random.split(key, n_init), x, weights, jnp.asarray(tol, x.dtype))
 
 
 # Below this much work per E-step (N * D * K), restarts on a CPU run one after another in one
-# call: on two cores, 8 restarts of 10 iterations took, one call / a thread per core, 3.1 / 8.1 ms
-# at (N, D, K) = (500, 2, 3), 20 / 25 ms at (2_000, 8, 8), 52 / 36 ms at (5_000, 8, 8) and
-# 273 / 124 ms at (20_000, 8, 8).
+# call, where a thread per core was measured slower (benchmarks/README.md, "Measurements the code relies on").
 THREADED_RESTARTS_MIN_WORK = 2**18
 
 
-def restart_plan(n_init: int, work: int) -> tuple[int, int]:
+RESTARTS = ("auto", "vmap", "sequential", "threads")
+
+
+def restart_plan(n_init: int, work: int, restarts: str = "auto") -> tuple[int, int]:
     """``(batch, workers)``: restarts vmapped together in one call, and calls run side by side.
 
     ``work`` is N * D * K, the size of one E-step. On an accelerator
@@ -98,19 +124,21 @@ def restart_plan(n_init: int, work: int) -> tuple[int, int]:
     and a call's dispatch cost more than a restart. XLA's CPU backend keeps
     about one core busy with one restart of a moderate problem, batched small
     matrix products run no faster than one restart's at a time, and a
-    vmapped ``while_loop`` runs every restart until the slowest converges:
-    at (20_000, 8, 8), 8 restarts of 10 iterations took 137-206 ms one after
-    another, 185-198 ms vmapped and 82-129 ms on two threads
-    (benchmarks/README.md has the benchmark's figures).
+    vmapped ``while_loop`` runs every restart until the slowest converges
+    (benchmarks/README.md, "Measurements the code relies on").
     """
-    if jax.default_backend() != "cpu":
+    if restarts == "vmap" or (restarts == "auto" and jax.default_backend() != "cpu"):
         return n_init, 1
+    if restarts == "threads":
+        return 1, min(n_init, usable_cores())
+    if restarts == "sequential":
+        return 1, 1
     if work < THREADED_RESTARTS_MIN_WORK:
         return 1, 1
     return 1, min(n_init, usable_cores())
 
 
-def run_restarts(static, dynamic) -> FitResult:
+def run_restarts(static, dynamic, restarts: str = "auto") -> FitResult:
     """``fit`` from checked arguments: the program once, or one call per restart on a thread per core.
 
     Inside a caller's jit (traced arguments) the program runs its restarts
@@ -120,10 +148,10 @@ def run_restarts(static, dynamic) -> FitResult:
     covariance's LAPACK kernels) runs its starts one call after another.
     """
     keys, *data = dynamic
-    _, workers = restart_plan(keys.shape[0], data[0].size * static["model"].n_components)
+    _, workers = restart_plan(keys.shape[0], data[0].size * static["model"].n_components, restarts)
     if workers == 1 or not v.is_concrete(dynamic):
-        return _fit(*dynamic, **static)
-    program = _fit.jitted.lower(keys[:1], *data, **static).compile()
+        return fit_program(*dynamic, **static)
+    program = fit_program.jitted.lower(keys[:1], *data, **static).compile()
     fits = run_side_by_side([(program, (keys[i:i + 1], *data)) for i in range(keys.shape[0])], workers)
     final = jnp.concatenate([single.restart_log_likelihoods for single in fits])
     return FitResult(fits[int(best_index(final))].best, final)
@@ -146,4 +174,4 @@ def _fit_program(keys, x, weights, tol, *, model, init, max_iter, chunk_size, ba
     return FitResult(best, runs.log_likelihood)
 
 
-_fit = EMProgram(_fit_program, ("model", "init", "max_iter", "chunk_size", "batch"))
+fit_program = EMProgram(_fit_program, ("model", "init", "max_iter", "chunk_size", "batch"))

@@ -13,10 +13,12 @@ import jax
 import numpy as np
 
 from jaxmix import _validation as v
+from jaxmix._progress import check_progress, progress_bar
 from jaxmix.inference.em import DEFAULT_CHUNK_SIZE, ConvergenceWarning, checked_result
+from jaxmix.inference.restarts import fit_arguments, fit_program
 from jaxmix.inference.threads import run_side_by_side, usable_cores
-from jaxmix.inference.restarts import _fit, fit_arguments
 from jaxmix.mixtures.gaussian import GaussianMixture
+from jaxmix.protocol import Family, ParameterCount, require
 
 
 class ModelSelection(NamedTuple):
@@ -46,13 +48,20 @@ class ModelSelection(NamedTuple):
 
 
 def select_components(key, x, n_components=(1, 2, 3, 4, 5, 6), covariance_types=("full", "diag", "spherical", "tied"),
-                      *, n_init: int = 1, init: str = "kmeans", max_iter: int = 100, tol: float = 1e-3,
-                      reg_covar: float = 1e-6) -> ModelSelection:
+                      *, family=None, n_init: int = 1, init: str = "kmeans", max_iter: int = 100,
+                      tol: float = 1e-3, reg_covar: float = 1e-6, progress="auto") -> ModelSelection:
     """Fit a ``GaussianMixture`` for every (K, covariance type) pair and tabulate BIC and AIC.
 
     BIC = -2 N L + p log N and AIC = -2 N L + 2 p (lower is better; L the mean
-    log-likelihood, p the free parameters), as scikit-learn computes them. Every
-    candidate gets its own key split from ``key``.
+    log-likelihood, p the free parameters), as scikit-learn computes them
+    (docs/maths.md section 9). Every candidate gets its own key split from ``key``.
+
+    ``family``, a callable K -> model of any family on the protocol with
+    ``n_parameters(d)`` (``jaxmix.protocol.ParameterCount``), replaces the
+    Gaussian candidates by ``family(K)`` for each K in ``n_components``
+    (``covariance_types`` and ``reg_covar`` are then unused; the table names
+    each candidate by its class). ``progress``: a bar over the candidates
+    (``jaxmix._progress``: "auto", True or False).
 
     Examples:
       >>> import jax, jax.numpy as jnp
@@ -72,12 +81,20 @@ def select_components(key, x, n_components=(1, 2, 3, 4, 5, 6), covariance_types=
         raise TypeError("select_components cannot run inside jax.jit or vmap: it compiles and runs one "
                         "program per candidate. Call it on concrete arrays, or jit jaxmix.inference.restarts for one "
                         "candidate.")
-    candidates = list(itertools.product(n_components, covariance_types))
+    if family is None:
+        candidates = list(itertools.product(n_components, covariance_types))
+        models = [GaussianMixture(k, cov, reg_covar) for k, cov in candidates]
+    else:
+        models = [family(k) for k in n_components]
+        candidates = [(k, type(model).__name__) for k, model in zip(n_components, models)]
     if not candidates:
         raise ValueError("n_components and covariance_types must each name at least one candidate.")
-    x = v.check_data(x)
+    check_progress(progress)
+    for model in models:
+        require(model, Family, "select_components")
+        require(model, ParameterCount, "select_components")
+    _, x = models[0].check(None, x)
     n, d = x.shape
-    models = [GaussianMixture(k, cov, reg_covar) for k, cov in candidates]
     arguments = [  # every argument checked before anything is compiled
         fit_arguments(candidate_key, model, x, n_init=n_init, init=init, max_iter=max_iter, tol=tol,
                       sample_weight=None, chunk_size=DEFAULT_CHUNK_SIZE)
@@ -88,18 +105,18 @@ def select_components(key, x, n_components=(1, 2, 3, 4, 5, 6), covariance_types=
     # core (XLA compiles a program on one core and keeps about one busy running a moderate one,
     # releasing the GIL; see jaxmix.inference.restarts.restart_plan).
     # Programs that may not run beside another (jaxmix._threads) run alone.
-    lowered = [_fit.jitted.lower(*dynamic, **static) for static, dynamic in arguments]
+    lowered = [fit_program.jitted.lower(*dynamic, **static) for static, dynamic in arguments]
     with ThreadPoolExecutor(max_workers=usable_cores()) as pool:
         compiled = list(pool.map(lambda program: program.compile(), lowered))
-    runs = run_side_by_side([(program, dynamic) for program, (_, dynamic) in zip(compiled, arguments)],
-                            usable_cores())
+    with progress_bar(len(models), "select_components", progress) as bar:
+        runs = run_side_by_side([(program, dynamic) for program, (_, dynamic) in zip(compiled, arguments)],
+                                usable_cores(), done=bar.update)
     fits = [result.best for result in runs]
     with warnings.catch_warnings(record=True) as caught:  # one ConvergenceWarning per call, not per candidate
         warnings.simplefilter("always", ConvergenceWarning)
-        for model, result, (_, (_, _, weights, _)) in zip(models, fits, arguments):
+        for model, (_, cov), result, (_, (_, _, weights, _)) in zip(models, candidates, fits, arguments):
             checked_result(model, result, x, weights, tol,
-                           what=f"EM for n_components={model.n_components}, "
-                                f"covariance_type={model.covariance_type!r}")
+                           what=f"EM for n_components={model.n_components}, candidate {cov!r}")
     if caught:
         warnings.warn(ConvergenceWarning(f"{len(caught)} of {len(candidates)} candidates did not converge; "
                                          f"the first: {caught[0].message}"), stacklevel=2)

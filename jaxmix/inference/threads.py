@@ -42,20 +42,23 @@ def runs_alongside(compiled) -> bool:
     return set(re.findall(r'custom_call_target="([^"]+)"', compiled.as_text())) <= SAFE_CUSTOM_CALLS
 
 
-def run_side_by_side(calls, workers: int) -> list:
+def run_side_by_side(calls, workers: int, done=lambda: None) -> list:
     """Run ``[(compiled, args), ...]`` and return each ``compiled(*args)``, ready, in order.
 
     Programs that may run alongside others run on up to ``workers`` threads;
     the rest run alone on the calling thread, one after another, before them.
+    ``done()`` is called on the calling thread as each result is ready (progress).
     """
     results = [None] * len(calls)
     parallel = [i for i, (program, _) in enumerate(calls) if runs_alongside(program)] if workers > 1 else []
     for i in sorted(set(range(len(calls))) - set(parallel)):
         program, args = calls[i]
         results[i] = jax.block_until_ready(program(*args))
+        done()
     if parallel:
         with ThreadPoolExecutor(min(workers, len(parallel))) as pool:
-            done = pool.map(lambda i: jax.block_until_ready(calls[i][0](*calls[i][1])), parallel)
-            for i, result in zip(parallel, done):
+            finished = pool.map(lambda i: jax.block_until_ready(calls[i][0](*calls[i][1])), parallel)
+            for i, result in zip(parallel, finished, strict=True):
                 results[i] = result
+                done()
     return results

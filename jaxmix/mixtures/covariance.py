@@ -93,8 +93,8 @@ def _diagonal_moments(xt, ref, wr):
 
     One loop step per block of 128 points adds its (K, D, 128) terms to two running
     sums in a single fused pass (no reduction inside the loop, no K x D x N buffer);
-    the 128 lanes are summed at the end. At (K, D, N) = (16, 16, 8192) this runs 2x
-    faster on a CPU than two matrix-vector products per component, 4x at D = 64.
+    the 128 lanes are summed at the end: on a CPU, faster than matrix-vector
+    products per component (benchmarks/README.md, "Measurements the code relies on").
     Points are padded with zero weight to a whole number of blocks.
     """
     (d, n), k = xt.shape, ref.shape[0]
@@ -243,7 +243,7 @@ class Tied:
         d = ref.shape[1]
         y = _differences(xt, ref)
         wy = wr[:, None, :] * y
-        flat = lambda a: jnp.swapaxes(a, 0, 1).reshape(d, -1)  # noqa: E731
+        flat = lambda a: jnp.swapaxes(a, 0, 1).reshape(d, -1)
         return jnp.sum(wy, axis=2), flat(wy) @ flat(y).T
 
     @staticmethod

@@ -33,6 +33,8 @@ class ExponentialStats(NamedTuple):
     ``reference`` (K, 1) holds the current means 1 / lambda_j, kept (not summed) when chunks combine.
     """
 
+    shared_fields = ("reference",)  # every block of one E-step is centered on the same points
+
     counts: jax.Array
     sums: jax.Array
     reference: jax.Array

@@ -9,8 +9,8 @@ import jax
 import jax.numpy as jnp
 
 from jaxmix import _validation as v
-from jaxmix.mixtures.covariance import COVARIANCE_TYPES
 from jaxmix.mixtures.base import Mixture, safe_logits
+from jaxmix.mixtures.covariance import COVARIANCE_TYPES
 
 
 class GaussianMixtureParams(NamedTuple):
@@ -47,6 +47,8 @@ class GaussianStats(NamedTuple):
     feature that is constant within a component. ``reference`` is shared,
     not summed, when chunks are combined.
     """
+
+    shared_fields = ("reference",)  # every block of one E-step is centered on the same points
 
     counts: jax.Array
     sums: jax.Array
