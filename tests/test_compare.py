@@ -28,7 +28,7 @@ import scipy.stats
 from references import blobs
 
 from jaxmix import ExponentialMixture, FuzzyCMeans, GaussianMixture, KMeans, fit_em, fit_gradient, initialize
-from jaxmix.inference.compare import ComparisonResult, _summarize, compare_fits, default_optimizers
+from jaxmix.inference.compare import ComparisonResult, compare_fits, default_optimizers, summarize_runs
 
 # "random_from_data" compiles several times faster than the default "kmeans++"; the init method is
 # not what these tests check (test_starts_are_model_init_of_the_split_keys checks the contract).
@@ -190,7 +190,7 @@ def test_iterations_to_best_counts_from_where_a_start_stays():
     adam = np.array([[-3, 0, -2, -2, 0], [-3, -2, -2, -2, -2], [-3, nan, 0, 0, 0], [-3, 0, 0, -0.2, 0]])
     n_em, n_adam = np.array([6, 3, 3, 6]), np.full(4, 4)
     starts = np.zeros(4)
-    result = _summarize([("em", starts, em, n_em, 1.0, 1.0), ("adam", starts, adam, n_adam, 1.0, 1.0)],
+    result = summarize_runs([("em", starts, em, n_em, 1.0, 1.0), ("adam", starts, adam, n_adam, 1.0, 1.0)],
                         starts, atol=0.1)
     assert result.best_log_likelihood == 0.0
     expected = [[4, -1, 2, 0], [4, -1, 2, 4]]

@@ -379,18 +379,18 @@ def test_second_call_with_same_shapes_does_not_retrace(x64):
     # A model no other test uses (its own class and reg_covar), so the first call must trace and compile.
     model = CountingGaussianMixture(K, "full", reg_covar=1.2345e-6)
     M_STEP_TRACES.clear()
-    cache_before = jaxmix.inference.em._fit_em.jitted._cache_size()
+    cache_before = jaxmix.inference.em.em_program.jitted._cache_size()
 
     first = fit_em(model, gmm_start("full"), X, max_iter=MAX_ITER, tol=1e-3)
     traced = len(M_STEP_TRACES)
     assert traced >= 1
-    assert jaxmix.inference.em._fit_em.jitted._cache_size() == cache_before + 1
+    assert jaxmix.inference.em.em_program.jitted._cache_size() == cache_before + 1
 
     # Different data values, start values and tol; same model, shapes and max_iter.
     other_start = GaussianMixtureParams(np.array([0.2, 0.5, 0.3]), MU0 - 1.0, 2.0 * COV0["full"])
     second = fit_em(model, other_start, X[::-1] * 1.5 + 2.0, max_iter=MAX_ITER, tol=1e-6)
     assert len(M_STEP_TRACES) == traced
-    assert jaxmix.inference.em._fit_em.jitted._cache_size() == cache_before + 1
+    assert jaxmix.inference.em.em_program.jitted._cache_size() == cache_before + 1
     assert np.isfinite(float(second.log_likelihood))
     assert float(second.log_likelihood) != float(first.log_likelihood)  # it really ran on the new inputs
 

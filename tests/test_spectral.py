@@ -39,7 +39,7 @@ from jaxmix.spectral import (
     spectral_clustering,
     spectral_embedding,
 )
-from jaxmix.spectral.components import _dense_components, _knn_components
+from jaxmix.spectral.components import dense_components, knn_components
 
 DATA = {
     "moons": lambda n, seed: make_moons(n, noise=0.06, random_state=seed),
@@ -134,7 +134,7 @@ def test_more_graph_components_than_clusters_warns_and_as_many_does_not(affinity
 @given(seed=st.integers(0, 2**31 - 1), m=st.integers(1, 30), density=st.floats(0.0, 0.2))
 def test_dense_component_count_matches_scipy(seed, m, density):
     w = random_graph(seed, m, density)
-    assert _dense_components(jnp.asarray(w)) == connected_components(w, directed=False)[0]
+    assert dense_components(jnp.asarray(w)) == connected_components(w, directed=False)[0]
 
 
 @given(seed=st.integers(0, 2**31 - 1), m=st.integers(2, 40), k=st.integers(1, 3))
@@ -146,7 +146,7 @@ def test_knn_component_count_matches_scipy(seed, m, k):
     keep = a.ravel() > 0
     rows, cols = np.repeat(np.arange(m), k)[keep], index.ravel()[keep]
     graph = scipy.sparse.coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(m, m))
-    assert _knn_components(index, a) == connected_components(graph + graph.T, directed=False)[0]
+    assert knn_components(index, a) == connected_components(graph + graph.T, directed=False)[0]
 
 
 # -- affinities -------------------------------------------------------------------------------------

@@ -38,9 +38,9 @@ from jaxmix.inference import initialization as _init
 from jaxmix.inference.em import (
     DEFAULT_CHUNK_SIZE,
     EMProgram,
-    check_enough_points,
     check_loop_args,
     em_program,
+    fit_weights,
 )
 from jaxmix.inference.gradient import check_optimizer, check_steps, run_gradient
 from jaxmix.inference.lower_bound import check_mixture
@@ -271,9 +271,7 @@ def compare_fits(key, model, x, *, optimizers: Mapping | None = None, n_starts: 
     repeats = v.check_positive_int("repeats", repeats)
     check_progress(progress)
     _, x = model.check(None, x)
-    weights = v.check_sample_weight(sample_weight, x.shape[0])
-    check_enough_points(model, x, weights)
-    weights = jnp.ones(x.shape[0], x.dtype) if weights is None else weights.astype(x.dtype)
+    weights = fit_weights(model, x, sample_weight)
 
     starts = jax.block_until_ready(_initializations(model, key, x, weights, n_starts, init))
     runs = []  # (name, params, history (S, T_m + 1), n_iter (S,), compile s, run s)
@@ -297,7 +295,7 @@ def compare_fits(key, model, x, *, optimizers: Mapping | None = None, n_starts: 
             runs.append((name, out.params, _with_final(out.history, out.log_likelihood, steps), steps,
                          compile_s, run_s))
             bar.update()
-    return _summarize(runs, starts, atol)
+    return summarize_runs(runs, starts, atol)
 
 
 def _vmapped_initializations(model, key, x, weights, n_starts, init):
@@ -338,7 +336,7 @@ def _with_final(history, final, n_iter):
     return curve
 
 
-def _summarize(runs, starts, atol) -> ComparisonResult:
+def summarize_runs(runs, starts, atol) -> ComparisonResult:
     names, params, curves, n_iter, compile_s, run_s = zip(*runs)
     length = max(curve.shape[1] for curve in curves)
     history = np.stack(

@@ -102,7 +102,8 @@ def fit_em(model, params, x, *, max_iter: int = 100, tol: float = 1e-3, sample_w
 
 
 def fit_weights(model, x, sample_weight):
-    """Checked per-point weights (N,) of a fit, scaled to mean one (ones for None).
+    """Checked per-point weights (N,) of a fit, scaled to mean one (ones for None), with at least
+    n_components positive.
 
     Scaling once makes the fit independent of the weights' scale (the
     M-step's 10 eps guards are then in units of points).
@@ -160,7 +161,7 @@ def e_step(model, params, x, sample_weight=None, chunk_size: int = DEFAULT_CHUNK
     """
     require(model, Family, "e_step")
     params, x = model.check(params, x)
-    weights = v.check_sample_weight(sample_weight, x.shape[0])
+    weights = v.check_sample_weight(sample_weight, x.shape[0])  # a block may hold fewer points than K
     weights = jnp.ones(x.shape[0], x.dtype) if weights is None else weights.astype(x.dtype)
     chunk_size = v.check_positive_int("chunk_size", chunk_size)
     stats, total = _e_step(model, params, x, weights, chunk_size)

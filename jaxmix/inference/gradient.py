@@ -19,7 +19,7 @@ import optax
 from jax.scipy.special import logsumexp
 
 from jaxmix import _validation as v
-from jaxmix.inference.em import check_enough_points
+from jaxmix.inference.em import fit_weights
 from jaxmix.inference.lower_bound import check_mixture, check_responsibilities, elbo_of_log_joint
 from jaxmix.protocol import Unconstrained, require
 
@@ -32,7 +32,7 @@ class GradientResult(NamedTuple):
     Attributes:
       params: the parameters after the last step (constrained form).
       log_likelihood: their full-data weighted mean log-likelihood.
-      history: (num_steps,) the full-data mean log-likelihood before each step;
+      history: (n_steps,) the full-data mean log-likelihood before each step;
         with minibatches it is evaluated every ``history_stride`` steps
         (one epoch by default) and NaN in between.
     """
@@ -100,9 +100,7 @@ def fit_gradient(key, model, params, x, optimizer: optax.GradientTransformation,
     check_optimizer("optimizer", optimizer)
     params, x = model.check(params, x)
     n_steps = check_steps("n_steps", n_steps)
-    weights = v.check_sample_weight(sample_weight, x.shape[0])
-    check_enough_points(model, x, weights)
-    weights = jnp.ones(x.shape[0], x.dtype) if weights is None else weights.astype(x.dtype)
+    weights = fit_weights(model, x, sample_weight)
     if batch_size is not None:
         batch_size = v.check_positive_int("batch_size", batch_size)
         if batch_size > x.shape[0]:

@@ -14,10 +14,14 @@ def elbo(model, params, x, q):
     """ELBO(q, theta) = (1/N) sum_i sum_k q_ik (log p(x_i, z_i = k) - log q_ik), with 0 log 0 = 0.
 
     It equals ``log p(x) - KL(q || p(z | x))`` averaged over points: at most
-    ``model.score(params, x)``, with equality iff q is the posterior.
+    ``model.score(params, x)``, with equality iff q is the posterior
+    (docs/maths.md section 4). It is exact, for responsibilities q given as an
+    array; ``jaxmix.vae.elbo`` is a Monte Carlo estimate of a VAE's ELBO, with
+    q the encoder's reparameterized Gaussian (section 7).
 
     Args:
-      model: a mixture model (``GaussianMixture``, ``ExponentialMixture``, ...).
+      model: any family with a likelihood: ``jaxmix.protocol.Family`` and ``LogJoint``
+        (``GaussianMixture``, ``ExponentialMixture``, a family of your own).
       params: its parameters.
       x: data accepted by ``model``.
       q: responsibilities (N, K), non-negative, rows summing to one.

@@ -16,8 +16,8 @@ from jax.experimental import sparse
 
 from jaxmix import _validation as v
 from jaxmix._distances import exact_squared_distances
-from jaxmix.spectral.components import _knn_components
-from jaxmix.spectral.neighbors import _check_algorithm, _knn_search, _neighbours
+from jaxmix.spectral.components import knn_components
+from jaxmix.spectral.neighbors import check_algorithm, knn_search, neighbours
 
 MODES = ("connectivity", "distance")
 
@@ -86,7 +86,7 @@ def rbf_affinity(x, *, gamma=None, sigma=None) -> jax.Array:
     """
     x = v.check_data(x)
     gamma = _check_bandwidth(gamma, sigma)
-    return _rbf(x, _default_gamma(x, _check_algorithm("auto", x.shape[1])) if gamma is None else gamma)
+    return _rbf(x, _default_gamma(x, check_algorithm("auto", x.shape[1])) if gamma is None else gamma)
 
 
 def default_gamma(x, *, algorithm: str = "auto") -> float:
@@ -104,7 +104,7 @@ def default_gamma(x, *, algorithm: str = "auto") -> float:
       (0.001106, True)
     """
     x = v.check_data(x)
-    return _default_gamma(x, _check_algorithm(algorithm, x.shape[1]))
+    return _default_gamma(x, check_algorithm(algorithm, x.shape[1]))
 
 
 def _default_gamma(x, algorithm) -> float:
@@ -114,7 +114,7 @@ def _default_gamma(x, algorithm) -> float:
     k = min(BANDWIDTH_NEIGHBORS, m - 1)
     if k < 1:
         raise ValueError(f"x needs at least 2 points to choose a bandwidth, got shape {x.shape}.")
-    squared, _ = _knn_search(queries, x, k + 1, algorithm)  # the query itself is its own 0th neighbour
+    squared, _ = knn_search(queries, x, k + 1, algorithm)  # the query itself is its own 0th neighbour
     return _median_heuristic(squared[:, k])
 
 
@@ -124,8 +124,8 @@ def _edge_weights(squared, gamma):
 
 def _knn_graph(x, n_neighbors, mode, gamma, algorithm, include_self=False):
     """The symmetrized kNN graph of checked x, the gamma used (None for connectivity) and a function
-    counting its connected components (``_knn_components`` on the neighbour lists, read as CSR)."""
-    squared, index = _neighbours(x, n_neighbors - include_self, algorithm)
+    counting its connected components (``knn_components`` on the neighbour lists, read as CSR)."""
+    squared, index = neighbours(x, n_neighbors - include_self, algorithm)
     if mode == "distance" and gamma is None:
         gamma = _median_heuristic(squared[:, -1])
     m = x.shape[0]
@@ -139,7 +139,7 @@ def _knn_graph(x, n_neighbors, mode, gamma, algorithm, include_self=False):
     indices = np.concatenate([np.stack([rows, cols], 1), np.stack([cols, rows], 1)])
     data = np.concatenate([a.ravel(), a.ravel()]) * 0.5
     w = sparse.BCOO((jnp.asarray(data, x.dtype), jnp.asarray(indices)), shape=(m, m))
-    return w, gamma, functools.partial(_knn_components, index, a)
+    return w, gamma, functools.partial(knn_components, index, a)
 
 
 def knn_affinity(x, *, n_neighbors=10, mode="connectivity", gamma=None, include_self=False,
@@ -191,5 +191,5 @@ def knn_affinity(x, *, n_neighbors=10, mode="connectivity", gamma=None, include_
         raise ValueError(
             f"gamma weights the edges of mode='distance' only; got gamma={gamma} with mode={mode!r}."
         )
-    algorithm = _check_algorithm(algorithm, x.shape[1])
+    algorithm = check_algorithm(algorithm, x.shape[1])
     return _knn_graph(x, n_neighbors, mode, gamma, algorithm, include_self)[0]

@@ -25,10 +25,10 @@ from jaxmix.spectral.affinity import (
     _rbf,
     _rbf_rows,
 )
-from jaxmix.spectral.components import _check_connected_enough, _dense_components
-from jaxmix.spectral.embedding import _block_size, _check_embedding_args, _embed, _normalize_rows
-from jaxmix.spectral.laplacians import LAPLACIANS, _degrees
-from jaxmix.spectral.neighbors import _check_algorithm, _knn_search
+from jaxmix.spectral.components import check_connected_enough, dense_components
+from jaxmix.spectral.embedding import block_size, check_embedding_args, embed, normalize_rows
+from jaxmix.spectral.laplacians import LAPLACIANS, degrees
+from jaxmix.spectral.neighbors import check_algorithm, knn_search
 
 AFFINITIES = ("rbf", "knn")
 
@@ -115,7 +115,7 @@ def spectral_clustering(key, x, n_clusters: int, *, affinity: str = "rbf", n_nei
     n_neighbors = v.check_positive_int("n_neighbors", n_neighbors)
     n_init = v.check_positive_int("n_init", n_init)
     gamma = _check_bandwidth(gamma, None)
-    algorithm = _check_algorithm(algorithm, x.shape[1])
+    algorithm = check_algorithm(algorithm, x.shape[1])
     if affinity == "knn" and n_neighbors >= m:
         raise ValueError(f"n_neighbors must be < the number of points {m}, got {n_neighbors}.")
     if affinity == "rbf" and gamma is None:
@@ -123,14 +123,14 @@ def spectral_clustering(key, x, n_clusters: int, *, affinity: str = "rbf", n_nei
     w, gamma, count_components = _graph(x, affinity, n_neighbors, gamma, algorithm)
     remedy = ("decrease gamma (a wider bandwidth joins more points)" if affinity == "rbf"
               else "increase n_neighbors")
-    _check_connected_enough(w, n_clusters, count_components, remedy)
+    check_connected_enough(w, n_clusters, count_components, remedy)
     embed_key, kmeans_key = jax.random.split(key)
-    n_clusters, method = _check_embedding_args(embed_key, w, n_clusters, kind, None)
+    n_clusters, method = check_embedding_args(embed_key, w, n_clusters, kind, None)
     if method == "dense":
-        embedding, values, basis = _embed(w, None, n_clusters, kind, method)
+        embedding, values, basis = embed(w, None, n_clusters, kind, method)
     else:
         start = _landmark_start(embed_key, x, w, n_clusters, kind, affinity, n_neighbors, gamma, algorithm)
-        embedding, values, basis = _embed(w, start, n_clusters, kind, method, _REFINE_ITERATIONS)
+        embedding, values, basis = embed(w, start, n_clusters, kind, method, _REFINE_ITERATIONS)
     model = KMeans(n_clusters)
     centers = fit(kmeans_key, model, embedding, n_init=n_init, init="kmeans++").best.params.centers
     labels = model.predict(KMeansParams(centers), embedding)
@@ -158,7 +158,7 @@ def _extend(weights, basis, eigenvalues, kind):
     d = jnp.sum(weights, axis=1, keepdims=True)
     denominator = d - eigenvalues if kind == "unnormalized" else d * (1.0 - eigenvalues)
     values = jnp.where(denominator > 0, total / jnp.where(denominator > 0, denominator, 1.0), 0.0)
-    return _normalize_rows(values) if kind == "symmetric" else values
+    return normalize_rows(values) if kind == "symmetric" else values
 
 
 def predict(result: SpectralResult, x_new) -> jax.Array:
@@ -182,7 +182,7 @@ def _graph(x, affinity, n_neighbors, gamma, algorithm):
     function counting its connected components."""
     if affinity == "rbf":
         w = _rbf(x, gamma)
-        return w, gamma, functools.partial(_dense_components, w)
+        return w, gamma, functools.partial(dense_components, w)
     return _knn_graph(x, n_neighbors, "connectivity" if gamma is None else "distance", gamma, algorithm)
 
 
@@ -190,7 +190,7 @@ def _extension(x_new, x, basis, eigenvalues, kind, affinity, n_neighbors, gamma,
     """The embedding of x_new extended from the graph on x (``_extend``), with x_new's affinities to x."""
     if affinity == "rbf":
         return _extend(_rbf_rows(x_new, x, gamma), basis, eigenvalues, kind)
-    squared, index = _knn_search(x_new, x, n_neighbors, algorithm)
+    squared, index = knn_search(x_new, x, n_neighbors, algorithm)
     weights = jnp.asarray(_edge_weights(squared, gamma), x.dtype)
     return _extend(weights, basis[jnp.asarray(index)], eigenvalues, kind)
 
@@ -207,10 +207,10 @@ def _landmark_start(key, x, w, n_clusters, kind, affinity, n_neighbors, gamma, a
     u = D^1/2 v, v the extended random-walk eigenvectors.
     """
     m = x.shape[0]
-    block = _block_size(m, n_clusters)
+    block = block_size(m, n_clusters)
     landmarks = x[jax.random.choice(key, m, (min(m, _N_LANDMARKS),), replace=False)]
     walk = "unnormalized" if kind == "unnormalized" else "random_walk"
     landmark_graph = _graph(landmarks, affinity, n_neighbors, gamma, algorithm)[0]
-    _, values, basis = _embed(landmark_graph, None, block, walk, "dense")
+    _, values, basis = embed(landmark_graph, None, block, walk, "dense")
     start = _extension(x, landmarks, basis, values, walk, affinity, n_neighbors, gamma, algorithm)
-    return start if kind == "unnormalized" else jnp.sqrt(_degrees(w))[:, None] * start
+    return start if kind == "unnormalized" else jnp.sqrt(degrees(w))[:, None] * start

@@ -10,10 +10,10 @@ import warnings
 import numpy as np
 
 from jaxmix import _validation as v
-from jaxmix.spectral.laplacians import _degrees
+from jaxmix.spectral.laplacians import degrees
 
 
-def _knn_components(index, a) -> int:
+def knn_components(index, a) -> int:
     """Connected components of the graph joining x_i to its neighbours index[i, j] with a[i, j] > 0.
 
     The neighbour lists are the rows of a CSR matrix of A as they are (no sort, no COO of the BCOO's
@@ -34,7 +34,7 @@ def _knn_components(index, a) -> int:
     return int(connected_components(graph, directed=True, connection="weak")[0])
 
 
-def _dense_components(w) -> int:
+def dense_components(w) -> int:
     """Connected components of the graph with an edge wherever w_il > 0 (dense w; isolated vertices count).
 
     Breadth-first search reading each vertex's row once: O(m^2) like building W, without building a
@@ -51,7 +51,7 @@ def _dense_components(w) -> int:
     return count
 
 
-def _check_connected_enough(w, n_clusters, count_components, remedy):
+def check_connected_enough(w, n_clusters, count_components, remedy):
     """ValueError when fewer than n_clusters vertices have an edge; UserWarning for more components than that.
 
     A graph of c <= n_clusters connected components is the ideal case of spectral clustering (each
@@ -59,7 +59,7 @@ def _check_connected_enough(w, n_clusters, count_components, remedy):
     eigenvalues, the embedding is an arbitrary basis of their eigenspace, and k-means groups whole
     components arbitrarily; scikit-learn warns for any c > 1.
     """
-    d = v.host_values(_degrees(w))
+    d = v.host_values(degrees(w))
     if d is None:
         return
     if int(np.sum(d > 0)) < n_clusters:

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxmix import _validation as v
-from jaxmix.spectral.laplacians import _check_affinity, _degrees
+from jaxmix.spectral.laplacians import check_affinity, degrees
 
 
 def _check_labels(labels, n_clusters=None):
@@ -48,13 +48,13 @@ def indicator_matrix(labels, n_clusters: int) -> jax.Array:
 def _cuts(w, labels, n_clusters):
     """(cut(C_j), |C_j|, vol(C_j)) for each j: cut = sum_{i in C_j, l not in C_j} w_il = vol - within."""
     one_hot = jax.nn.one_hot(labels, n_clusters, dtype=w.dtype)
-    volume = one_hot.T @ _degrees(w)
+    volume = one_hot.T @ degrees(w)
     within = jnp.sum(one_hot * (w @ one_hot), axis=0)
     return volume - within, jnp.sum(one_hot, axis=0), volume
 
 
 def _check_partition(w, labels):
-    w = _check_affinity(w)
+    w = check_affinity(w)
     labels = _check_labels(labels)
     if labels.shape != (w.shape[0],):
         raise ValueError(f"labels must have shape ({w.shape[0]},), one per vertex of w, got {labels.shape}.")

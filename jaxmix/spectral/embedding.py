@@ -25,7 +25,7 @@ from jax.experimental import sparse
 from jax.experimental.sparse.linalg import lobpcg_standard
 
 from jaxmix import _validation as v
-from jaxmix.spectral.laplacians import LAPLACIANS, _check_affinity, _degrees, _inverse_sqrt, _laplacian
+from jaxmix.spectral.laplacians import LAPLACIANS, check_affinity, degrees, inverse_sqrt, unchecked_laplacian
 
 METHODS = ("dense", "lobpcg")
 
@@ -42,12 +42,12 @@ def _sign_flip(vectors):
     return vectors * jnp.where(largest < 0, -1.0, 1.0)
 
 
-def _normalize_rows(u):
+def normalize_rows(u):
     norms = jnp.linalg.norm(u, axis=1, keepdims=True)
     return jnp.where(norms > 0, u / jnp.where(norms > 0, norms, 1.0), 0.0)
 
 
-def _embed(w, start, n_components, kind, method, n_iter=_LOBPCG_ITERATIONS):
+def embed(w, start, n_components, kind, method, n_iter=_LOBPCG_ITERATIONS):
     """(embedding, eigenvalues, basis) of checked w; ``start`` (m, b) starts at most n_iter LOBPCG steps.
 
     A sparse Laplacian goes to LOBPCG in compressed rows (``BCSR``): its product with a block is
@@ -74,7 +74,7 @@ def _compressed_rows(a):
 
 @functools.partial(jax.jit, static_argnames="kind")
 def _laplacian_and_degrees(w, kind):
-    return _laplacian(w, kind), _degrees(w)
+    return unchecked_laplacian(w, kind), degrees(w)
 
 
 @functools.partial(jax.jit, static_argnames=("n_components", "kind", "method", "n_iter"))
@@ -90,14 +90,14 @@ def _solve(lap, d, start, n_components, kind, method, n_iter):
         values = shift - theta  # theta descends, so the eigenvalues of L ascend
     values, vectors = values[:n_components], vectors[:, :n_components]
     if kind == "random_walk":  # L_rw v = lambda v for v = D^-1/2 u, u an eigenvector of L_sym
-        vectors = _inverse_sqrt(d)[:, None] * vectors
+        vectors = inverse_sqrt(d)[:, None] * vectors
     vectors = _sign_flip(vectors)
-    embedding = _normalize_rows(vectors) if kind == "symmetric" else vectors
-    basis = _inverse_sqrt(d)[:, None] * vectors if kind == "symmetric" else vectors
+    embedding = normalize_rows(vectors) if kind == "symmetric" else vectors
+    basis = inverse_sqrt(d)[:, None] * vectors if kind == "symmetric" else vectors
     return embedding, values, basis
 
 
-def _check_embedding_args(key, w, n_components, kind, method):
+def check_embedding_args(key, w, n_components, kind, method):
     v.check_choice("kind", kind, LAPLACIANS)
     m = w.shape[0]
     n_components = v.check_positive_int("n_components", n_components)
@@ -116,13 +116,13 @@ def _check_embedding_args(key, w, n_components, kind, method):
     return n_components, method
 
 
-def _block_size(m, n_components):
+def block_size(m, n_components):
     """LOBPCG's block: n_components + 2 columns, fewer than m / 5 (``lobpcg_standard``'s limit)."""
     return min(n_components + _EXTRA_VECTORS, (m - 1) // 5)
 
 
 def _start(key, m, n_components, dtype):
-    return jax.random.normal(key, (m, _block_size(m, n_components)), dtype)
+    return jax.random.normal(key, (m, block_size(m, n_components)), dtype)
 
 
 def spectral_embedding(key, w, n_components: int, *, kind: str = "symmetric", method: str | None = None):
@@ -146,8 +146,8 @@ def spectral_embedding(key, w, n_components: int, *, kind: str = "symmetric", me
       >>> [round(float(e), 5) + 0.0 for e in eigenvalues], embedding.shape
       ([0.0, 1.0], (3, 2))
     """
-    w = _check_affinity(w)
-    n_components, method = _check_embedding_args(key, w, n_components, kind, method)
+    w = check_affinity(w)
+    n_components, method = check_embedding_args(key, w, n_components, kind, method)
     start = _start(key, w.shape[0], n_components, w.dtype) if method == "lobpcg" else None
-    embedding, values, _ = _embed(w, start, n_components, kind, method)
+    embedding, values, _ = embed(w, start, n_components, kind, method)
     return embedding, values

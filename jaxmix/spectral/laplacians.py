@@ -14,20 +14,20 @@ from jaxmix import _validation as v
 LAPLACIANS = ("unnormalized", "symmetric", "random_walk")
 
 
-def _degrees(w):
+def degrees(w):
     """D_ii = sum_l w_il, for dense or BCOO w."""
     return w @ jnp.ones(w.shape[0], w.dtype)
 
 
-def _inverse_sqrt(d):
+def inverse_sqrt(d):
     """D^+1/2: 1 / sqrt(d) where d > 0 and 0 at isolated vertices (the pseudo-inverse, no NaN)."""
     return jnp.where(d > 0, 1.0 / jnp.sqrt(jnp.where(d > 0, d, 1.0)), 0.0)
 
 
-def _laplacian(w, kind):
+def unchecked_laplacian(w, kind):
     """diag(a) (D - W) diag(b): (1, 1) for L, (D^+1/2, D^+1/2) for L_sym, (D^+, 1) for L_rw."""
-    d = _degrees(w)
-    s = _inverse_sqrt(d)
+    d = degrees(w)
+    s = inverse_sqrt(d)
     one = jnp.ones_like(d)
     a, b = {"unnormalized": (one, one), "symmetric": (s, s), "random_walk": (s * s, one)}[kind]
     if isinstance(w, sparse.BCOO):
@@ -39,7 +39,7 @@ def _laplacian(w, kind):
     return a[:, None] * (jnp.diag(d) - w) * b[None, :]
 
 
-def _check_affinity(w, name="w"):
+def check_affinity(w, name="w"):
     """A square, finite, non-negative, symmetric dense array or 2-D BCOO matrix (values checked on the host).
 
     Symmetry is tested as W p = W^T p for one random probe p.
@@ -88,4 +88,4 @@ def laplacian(w, kind: str = "unnormalized"):
       [[1.0, -1.0], [-1.0, 1.0]]
     """
     v.check_choice("kind", kind, LAPLACIANS)
-    return _laplacian(_check_affinity(w), kind)
+    return unchecked_laplacian(check_affinity(w), kind)

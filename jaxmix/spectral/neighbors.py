@@ -42,7 +42,7 @@ def _kdtree_class():
     return cKDTree
 
 
-def _check_algorithm(algorithm, n_features: int) -> str:
+def check_algorithm(algorithm, n_features: int) -> str:
     """The kNN backend for data of n_features features: "kdtree" or "brute" (``"auto"`` resolved).
 
     ``"auto"`` takes "kdtree" when scipy is importable and n_features <= 16, else "brute";
@@ -136,10 +136,10 @@ def _brute_search(queries, points, k):
             np.take_along_axis(index, order, axis=1).astype(np.int32))
 
 
-def _knn_search(queries, points, k, algorithm):
+def knn_search(queries, points, k, algorithm):
     """(squared distances, indices) (n, k) of the k nearest points of each query, as NumPy arrays.
 
-    ``algorithm`` is "kdtree" (``cKDTree``) or "brute" (``_brute_search``), as ``_check_algorithm``
+    ``algorithm`` is "kdtree" (``cKDTree``) or "brute" (``_brute_search``), as ``check_algorithm``
     resolves it.
     """
     queries, points = np.asarray(queries), np.asarray(points)
@@ -147,9 +147,9 @@ def _knn_search(queries, points, k, algorithm):
     return search(queries, points, k)
 
 
-def _neighbours(x, n_neighbors, algorithm):
+def neighbours(x, n_neighbors, algorithm):
     """The n_neighbors nearest other points of every point: (squared distances, indices) (m, n_neighbors)."""
-    squared, index = _knn_search(x, x, n_neighbors + 1, algorithm)
+    squared, index = knn_search(x, x, n_neighbors + 1, algorithm)
     is_self = index == np.arange(len(index))[:, None]
     # Drop the point itself (the first entry unless it has duplicates), else the farthest neighbour.
     keep = np.argsort(is_self, axis=1, kind="stable")[:, :n_neighbors]
