@@ -2,7 +2,7 @@
 
 Both are families of the EM protocol with parameters ``centers`` (K, D).
 Their E-step produces center weights u_ik (one-hot for Lloyd, r_ik^m for fuzzy
-c-means; held as (K, N), the layout of ``_mixture``) and the M-step moves each
+c-means; held as (K, N), the layout of ``jaxmix.mixtures.base``) and the M-step moves each
 center to the u-weighted mean of the data
 (docs/maths.md sections 1 and 2).
 """

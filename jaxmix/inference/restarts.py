@@ -144,7 +144,7 @@ def run_restarts(static, dynamic, restarts: str = "auto") -> FitResult:
     Inside a caller's jit (traced arguments) the program runs its restarts
     one after another. The single-start program is lowered and compiled here,
     under the caller's JAX configuration (x64 included), before any thread runs it;
-    a program that may not run beside another (``jaxmix._threads``: a full or tied
+    a program that may not run beside another (``jaxmix.inference.threads``: a full or tied
     covariance's LAPACK kernels) runs its starts one call after another.
     """
     keys, *data = dynamic

@@ -119,7 +119,7 @@ def _cholesky(cov):
     Column j: s = cov[:, j] - L L[j, :]^T, L[j, j] = sqrt(s_j), L[i, j] = s_i / L[j, j] for i > j.
     Written out (not ``jnp.linalg.cholesky``) so that EM programs hold no LAPACK custom call, which
     jaxlib runs on XLA's intra-op thread pool and which can deadlock two programs running at once
-    (``jaxmix._threads``). A matrix that is not positive definite gives NaN, as LAPACK's does in JAX;
+    (``jaxmix.inference.threads``). A matrix that is not positive definite gives NaN, as LAPACK's does in JAX;
     the input is symmetrized first, as ``jnp.linalg.cholesky`` does.
     """
     d = cov.shape[-1]
