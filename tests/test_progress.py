@@ -2,6 +2,7 @@
 
 import jax
 import numpy as np
+import optax
 import pytest
 
 from jaxmix import ExponentialMixture, ExponentialMixtureParams, compare_fits, select_components
@@ -26,14 +27,13 @@ def test_auto_is_silent_in_tests_and_true_shows_a_bar(capsys):
 
 
 def test_long_running_functions_take_progress(capsys):
-    table = select_components(jax.random.key(0), X, [1, 2], ["spherical"], progress=True)
-    assert "select_components" in capsys.readouterr().err and table.best in (0, 1)
+    table = select_components(jax.random.key(0), X, [1], ["spherical"], progress=True)
+    assert "select_components" in capsys.readouterr().err and table.best == 0
     model = ExponentialMixture(2)
     x, _ = model.sample(jax.random.key(0), ExponentialMixtureParams(np.array([0.5, 0.5]), np.array([1.0, 9.0])), 500)
-    compare_fits(jax.random.key(1), model, x, n_starts=2, max_iter=20, n_steps=20, progress=True)
+    compare_fits(jax.random.key(1), model, x, optimizers={"sgd": optax.sgd(1e-2)}, n_starts=2, max_iter=20,
+                 n_steps=20, progress=True)
     assert "compare_fits" in capsys.readouterr().err
-    select_components(jax.random.key(0), X, [1], ["spherical"])
-    assert capsys.readouterr() == ("", "")
 
 
 @pytest.mark.parametrize("bad", ["yes", None, 1])

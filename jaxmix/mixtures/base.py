@@ -27,6 +27,7 @@ points (faster than rows on XLA's CPU backend: benchmarks/README.md, "Measuremen
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -39,25 +40,21 @@ from jaxmix.protocol import ColumnFamily
 class Mixture(ColumnFamily):
     """Base class of the mixture families: the protocol and derived quantities from ``_log_joint``."""
 
-    def _checked_columns(self, params, x):
-        params, x = self.check(params, x)
-        return params, x.T
-
     def log_joint(self, params, x):
         """log p(x_i, z_i = k) = log w_k + log p_k(x_i), shape (N, K)."""
-        return self._log_joint(*self._checked_columns(params, x)).T
+        return _log_joint_rows(self, *self.check(params, x))
 
     def log_prob(self, params, x):
         """log p(x_i) = logsumexp_k log p(x_i, z_i = k), shape (N,)."""
-        return logsumexp(self._log_joint(*self._checked_columns(params, x)), axis=0)
+        return logsumexp(self.log_joint(params, x), axis=1)
 
     def posterior(self, params, x):
         """Responsibilities r_ik = p(z_i = k | x_i), shape (N, K); rows sum to one."""
-        return jax.nn.softmax(self._log_joint(*self._checked_columns(params, x)), axis=0).T
+        return jax.nn.softmax(self.log_joint(params, x), axis=1)
 
     def predict(self, params, x):
         """The most probable component of each point, shape (N,)."""
-        return jnp.argmax(self._log_joint(*self._checked_columns(params, x)), axis=0)
+        return jnp.argmax(self.log_joint(params, x), axis=1)
 
     def score(self, params, x):
         """The mean log-likelihood (1/N) sum_i log p(x_i)."""
@@ -91,6 +88,13 @@ class Mixture(ColumnFamily):
 
     def _from_statistics(self, stats):
         return self.m_step(stats)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _log_joint_rows(model, params, x):
+    """``model._log_joint`` of rows, compiled once per model and shapes (called eagerly, its loops and
+    factorizations would otherwise dispatch op by op)."""
+    return model._log_joint(params, x.T).T
 
 
 def safe_logits(weights):
