@@ -14,12 +14,11 @@ import os
 import sys
 
 PROGRESS_DELAY_S = 2.0
-PROGRESS_CHOICES = ("auto", True, False)
 
 
 def check_progress(progress):
     """``progress`` itself if it is "auto", True or False, else a ValueError naming it."""
-    if not any(progress is choice or (isinstance(choice, str) and progress == choice) for choice in PROGRESS_CHOICES):
+    if not (progress is True or progress is False or (isinstance(progress, str) and progress == "auto")):
         raise ValueError(f'progress must be "auto", True or False, got {progress!r}.')
     return progress
 

@@ -123,7 +123,8 @@ def require(model, capability: type, needed_by: str) -> None:
         members = ", ".join(name for name in ("n_components", "check", "summarize", "m_step",
                                               "from_responsibilities", "log_joint", "to_unconstrained",
                                               "from_unconstrained", "n_parameters", "tolerance_scale")
-                            if hasattr(capability, name) and not hasattr(model, name))
+                            if (hasattr(capability, name) or name in capability.__annotations__)
+                            and not hasattr(model, name))
         raise TypeError(f"{needed_by} needs a model with {capability.__name__} ({members} missing); "
                         f"got {type(model).__name__}. See jaxmix.protocol.")
 

@@ -30,7 +30,7 @@ from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
 
 from jaxmix import ExponentialMixture, FuzzyCMeans, GaussianMixture, KMeans, fit, fit_em, initialize
-from jaxmix.inference.initialization import kmeans_plusplus
+from jaxmix.inference.initialization import initial_centers, kmeans_plusplus
 
 # The same sizes as tests/test_em.py ((N, D, K) = (150, 2, 3), 15 iterations), so compiled loops are shared.
 N, K, MAX_ITER, N_INIT = 150, 3, 15, 4
@@ -177,10 +177,14 @@ def test_every_init_method_works_for_every_family(x64, initial_params, name, met
         centers = np.asarray(params.centers)
         assert centers.shape == (K, 2)
         if method in ("kmeans++", "random_from_data"):
-            # One Lloyd step from K distinct data points (the M-step of the nearest-center assignment).
-            assert len(np.unique(centers, axis=0)) == K
-            assert np.all((centers >= x.min(axis=0)) & (centers <= x.max(axis=0)))
-        else:  # uniform in the bounding box, or Lloyd from k-means++ (means of points)
+            # The means of the points nearest to each of K distinct data points (one Lloyd step).
+            with jax.enable_x64(True):
+                seeds = np.asarray(initial_centers(jax.random.key(5), jnp.asarray(x), K, method, jnp.ones(len(x))))
+            assert _is_data_row(seeds, x) and len(np.unique(seeds, axis=0)) == K
+            nearest = np.argmin(((x[:, None, :] - seeds[None]) ** 2).sum(-1), axis=1)
+            expected = np.stack([x[nearest == k].mean(axis=0) for k in range(K)])
+            np.testing.assert_allclose(centers, expected, rtol=1e-12, atol=1e-12)
+        else:  # random responsibilities, or Lloyd from k-means++ (means of points)
             assert np.all(centers >= x.min(axis=0)) and np.all(centers <= x.max(axis=0))
     else:
         weights = np.asarray(params.weights)

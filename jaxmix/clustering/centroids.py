@@ -9,6 +9,7 @@ center to the u-weighted mean of the data
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -64,9 +65,6 @@ class CentroidModel(ColumnFamily):
     def _check_x(self, x, params):
         return v.check_data(x, None if params is None else params.centers.shape[1])
 
-    def _reference(self, params):
-        return params.centers
-
     def tolerance_scale(self, x, weights):
         """The weighted mean per-feature variance of x (floored at tiny): EM's tolerance is relative
         to it, as scikit-learn's k-means tolerance is, so rescaling the data changes no stopping point."""
@@ -94,8 +92,13 @@ class CentroidModel(ColumnFamily):
 
     def score(self, params, x):
         """The negative mean objective at ``params`` (higher is better)."""
-        params, x = self.check(params, x)
-        return self.summarize(params, x, jnp.ones(x.shape[0], x.dtype))[1] / x.shape[0]
+        return _mean_objective(self, *self.check(params, x))
 
     def _from_statistics(self, stats: CentroidStats):
         return CentroidModel.m_step(self, stats)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _mean_objective(model, params, x):
+    """-(1/N) (the objective at ``params``), compiled once per model and shapes."""
+    return model.summarize(params, x, jnp.ones(x.shape[0], x.dtype))[1] / x.shape[0]
