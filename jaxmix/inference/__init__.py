@@ -2,7 +2,8 @@
 restarts, gradient fitting, the ELBO, model selection, and the EM-versus-gradient comparison."""
 
 from jaxmix.inference.compare import ComparisonResult, compare_fits, default_optimizers
-from jaxmix.inference.em import ConvergenceWarning, EMResult, e_step, fit_em
+from jaxmix.inference.driver import fit_em
+from jaxmix.inference.em import ConvergenceWarning, EMResult, e_step
 from jaxmix.inference.gradient import GradientResult, fit_gradient, m_step_gradient
 from jaxmix.inference.initialization import initialize
 from jaxmix.inference.lower_bound import elbo

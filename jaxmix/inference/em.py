@@ -55,52 +55,6 @@ class ConvergenceWarning(UserWarning):
     """
 
 
-def fit_em(model, params, x, *, max_iter: int = 100, tol: float = 1e-3, sample_weight=None,
-           chunk_size: int = DEFAULT_CHUNK_SIZE) -> EMResult:
-    """Run EM from ``params`` until the mean log-likelihood changes by less than ``tol``.
-
-    Args:
-      model: a family on the EM protocol (hashable; the jit's static argument).
-      params: the initial parameters.
-      x: data, (N, D) (or (N,) for the exponential mixture).
-      max_iter: the largest number of iterations, >= 1 (also the history length).
-      tol: stopping tolerance on |L_t - L_{t-1}|, >= 0, in nats for mixtures and
-        relative to the data's mean per-feature variance for k-means and fuzzy
-        c-means; ``tol=0`` runs exactly ``max_iter`` iterations. A fit that
-        stops at ``max_iter`` short of it warns (``ConvergenceWarning``); one
-        that ends non-finite raises ``ValueError``.
-      sample_weight: optional non-negative (N,) weights; a weight of 2 counts
-        a point twice. Only their ratios matter: they are scaled to mean one.
-      chunk_size: the E-step visits x in chunks of this many rows and adds
-        their statistics (``combine_stats``), which keeps the N x K work in
-        cache and memory at O(chunk_size K D). The result does not depend on
-        it beyond rounding.
-
-    Returns:
-      An ``EMResult``. A second call with the same model and shapes reuses
-      the compiled loop.
-
-    Examples:
-      >>> import jax, jax.numpy as jnp
-      >>> from jaxmix import ExponentialMixture, ExponentialMixtureParams, fit_em
-      >>> model = ExponentialMixture(2)
-      >>> x, _ = model.sample(jax.random.key(0), ExponentialMixtureParams(
-      ...     jnp.array([0.5, 0.5]), jnp.array([1.0, 20.0])), 5000)
-      >>> start = ExponentialMixtureParams(jnp.array([0.5, 0.5]), jnp.array([0.5, 5.0]))
-      >>> result = fit_em(model, start, x, max_iter=500, tol=1e-8)
-      >>> bool(result.converged), jnp.round(result.params.rates).tolist()
-      (True, [1.0, 20.0])
-    """
-    require(model, Family, "fit_em")
-    params, x = model.check(params, x)
-    max_iter, tol = check_loop_args(max_iter, tol)
-    chunk_size = v.check_positive_int("chunk_size", chunk_size)
-    weights = fit_weights(model, x, sample_weight)
-    params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, x.dtype), params)
-    result = em_program(model, params, x, weights, jnp.asarray(tol, x.dtype), max_iter, chunk_size)
-    return checked_result(model, result, x, weights, tol)
-
-
 def fit_weights(model, x, sample_weight):
     """Checked per-point weights (N,) of a fit, scaled to mean one (ones for None), with at least
     n_components positive.
@@ -164,13 +118,8 @@ def e_step(model, params, x, sample_weight=None, chunk_size: int = DEFAULT_CHUNK
     weights = v.check_sample_weight(sample_weight, x.shape[0])  # a block may hold fewer points than K
     weights = jnp.ones(x.shape[0], x.dtype) if weights is None else weights.astype(x.dtype)
     chunk_size = v.check_positive_int("chunk_size", chunk_size)
-    stats, total = _e_step(model, params, x, weights, chunk_size)
+    stats, total = summarize_rows(model, params, x, weights, chunk_size)
     return stats, total / jnp.sum(weights)
-
-
-@functools.partial(jax.jit, static_argnames=("model", "chunk_size"))
-def _e_step(model, params, x, weights, chunk_size):
-    return accumulate(model, params, *to_chunks(x, weights, chunk_size))
 
 
 def to_chunks(x, weights, chunk_size):
@@ -252,6 +201,13 @@ def _fit_em_program(model, params, x, weights, tol, max_iter, chunk_size):
 em_program = EMProgram(_fit_em_program, ("model", "max_iter", "chunk_size"))
 
 
+def _summarize_rows(model, params, x, weights, chunk_size):
+    return accumulate(model, params, *to_chunks(x, weights, chunk_size))
+
+
+summarize_rows = EMProgram(_summarize_rows, ("model", "chunk_size"))  # the E-step of rows x, compiled as EM is
+
+
 class EMState(NamedTuple):
     """EM's loop state: iteration i, parameters theta_i, the previous L, the history, converged, final."""
 
@@ -303,4 +259,36 @@ def run_em(model, params, x, weights, tol, max_iter, chunk_size=DEFAULT_CHUNK_SI
         return em_update(model, state, stats, total / total_weight, tol, max_iter)
 
     state = jax.lax.while_loop(lambda state: ~state.final, body, initial_state(params, max_iter, x.dtype))
+    return state_result(state)
+
+
+@jax.jit
+def add_summaries(a, b):
+    """``(combine_stats(stats_a, stats_b), total_a + total_b)``."""
+    return combine_stats(a[0], b[0]), a[1] + b[1]
+
+
+@functools.partial(jax.jit, static_argnames=("model",))
+def accumulate_rows(model, params, xb, wb):
+    return accumulate(model, params, xb, wb)
+
+
+_em_update = jax.jit(em_update, static_argnames=("model", "max_iter"))
+
+
+def run_em_steps(model, params, data_pass, total_weight, tol, max_iter: int, checkpoint=None) -> EMResult:
+    """EM one iteration per call, ``data_pass(params, first) -> (stats, total)`` giving each E-step:
+    the loop of ``run_em`` (same ``em_update``) driven from Python, for streamed data and checkpoints."""
+    dtype = jax.tree_util.tree_leaves(params)[0].dtype
+    state = initial_state(params, max_iter, dtype)
+    if checkpoint is not None:
+        state = checkpoint.resume(state)
+    tol, total_weight = jnp.asarray(tol, dtype), jnp.asarray(total_weight, dtype)
+    first = True
+    while not bool(state.final):
+        stats, total = data_pass(state.params, first)
+        first = False
+        state = _em_update(model, state, stats, total / total_weight, tol, max_iter)
+        if checkpoint is not None:
+            checkpoint.save(state, None if bool(state.final) else int(state.iteration))
     return state_result(state)

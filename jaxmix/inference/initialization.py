@@ -21,7 +21,9 @@ from jaxmix import _validation as v
 from jaxmix._distances import squared_distances
 from jaxmix.clustering.centroids import first_argmin
 from jaxmix.clustering.kmeans import KMeans, KMeansParams
+from jaxmix.inference.driver import source_sample
 from jaxmix.inference.em import DEFAULT_CHUNK_SIZE, EMProgram, accumulate, fit_weights, to_chunks
+from jaxmix.inference.sources import SAMPLE_ROWS, RowSource, is_source, source_weights
 from jaxmix.protocol import Family, require, tolerance_scale
 
 METHODS = ("kmeans++", "random_from_data", "random", "kmeans")
@@ -32,7 +34,9 @@ LLOYD_MAX_ITER = 300  # and its max_iter
 def initialize(key, model, x, method: str = "kmeans", sample_weight=None):
     """Initial parameters of ``model`` for data x by ``method`` (see the module docstring).
 
-    Works for any family on the protocol (``jaxmix.protocol.Family``): the
+    x may be a source (``jaxmix.inference.sources``): the parameters are then
+    those of a sample of at most ``SAMPLE_ROWS`` rows drawn with the key (all
+    rows when they fit). Works for any family on the protocol (``jaxmix.protocol.Family``): the
     parameters are ``model.from_responsibilities(x, r, w)`` of the chosen
     responsibilities r. The same key gives the same parameters.
 
@@ -46,8 +50,18 @@ def initialize(key, model, x, method: str = "kmeans", sample_weight=None):
     """
     require(model, Family, "initialize")
     v.check_choice("method", method, METHODS)
+    if is_source(x):
+        source = RowSource(x)
+        return _initial_params(model, key, *source_sample(model, source, source_weights(sample_weight, source),
+                                                          sample_key(key, source)), method)
     _, x = model.check(None, x)
     return _initial_params(model, key, x, fit_weights(model, x, sample_weight), method)
+
+
+def sample_key(key, source):
+    """The key that draws a source's initialization sample (None when all its rows are used, so that a
+    source that fits in one sample starts exactly as the same data in memory)."""
+    return None if source.n_rows <= SAMPLE_ROWS else jax.random.fold_in(key, 1)
 
 
 def initial_params(model, key, x, weights, method):

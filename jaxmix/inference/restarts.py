@@ -9,6 +9,7 @@ import jax.numpy as jnp
 
 from jaxmix import _validation as v
 from jaxmix.inference import initialization as _init
+from jaxmix.inference.driver import fit_em_source
 from jaxmix.inference.em import (
     DEFAULT_CHUNK_SIZE,
     EMProgram,
@@ -18,6 +19,7 @@ from jaxmix.inference.em import (
     fit_weights,
     run_em,
 )
+from jaxmix.inference.sources import DEFAULT_BLOCK_ROWS, RowSource, is_source
 from jaxmix.inference.threads import run_side_by_side, usable_cores
 from jaxmix.protocol import Family, require
 
@@ -40,7 +42,8 @@ class FitResult(NamedTuple):
 
 
 def fit(key, model, x, *, n_init: int = 1, init: str = "kmeans", max_iter: int = 100, tol: float = 1e-3,
-        sample_weight=None, chunk_size: int = DEFAULT_CHUNK_SIZE, restarts: str = "auto") -> FitResult:
+        sample_weight=None, chunk_size: int = DEFAULT_CHUNK_SIZE, restarts: str = "auto",
+        block_rows: int = DEFAULT_BLOCK_ROWS) -> FitResult:
     """Fit ``model`` to x by EM from ``n_init`` initializations; keep the best.
 
     Each restart (initialization and EM) is one start of one compiled
@@ -57,10 +60,13 @@ def fit(key, model, x, *, n_init: int = 1, init: str = "kmeans", max_iter: int =
     Args:
       key: a ``jax.random`` key.
       model: any family on the EM protocol.
-      x: data.
+      x: data: an array, or a source (``fit_em``), streamed: each restart
+        initializes from a sample of at most ``SAMPLE_ROWS`` rows (all rows
+        when they fit: then the fit equals the fit of the same data in
+        memory) and runs EM over all of it, one restart after another.
       n_init: number of restarts, >= 1.
       init: ``"kmeans"``, ``"kmeans++"``, ``"random_from_data"`` or ``"random"``.
-      max_iter, tol, sample_weight, chunk_size: as in ``fit_em``.
+      max_iter, tol, sample_weight, chunk_size, block_rows: as in ``fit_em``.
       restarts: how the restarts run: ``"vmap"`` (all in one call, vmapped),
         ``"sequential"`` (one call, one after another), ``"threads"`` (a
         single-start program on a thread per CPU core; a program holding a
@@ -76,12 +82,28 @@ def fit(key, model, x, *, n_init: int = 1, init: str = "kmeans", max_iter: int =
       >>> bool(result.best.converged), result.restart_log_likelihoods.shape
       (True, (4,))
     """
+    if is_source(x):
+        return fit_source(key, model, RowSource(x), n_init=n_init, init=init, max_iter=max_iter, tol=tol,
+                          sample_weight=sample_weight, chunk_size=chunk_size, block_rows=block_rows)
     static, dynamic = fit_arguments(key, model, x, n_init=n_init, init=init, max_iter=max_iter, tol=tol,
                                     sample_weight=sample_weight, chunk_size=chunk_size, restarts=restarts)
     result = run_restarts(static, dynamic, restarts)
     _, x, weights, _ = dynamic
     checked_result(model, result.best, x, weights, tol, what="EM (the best restart)")
     return result
+
+
+def fit_source(key, model, source, *, n_init, init, max_iter, tol, sample_weight, chunk_size, block_rows):
+    """``fit`` on a source: each restart starts from its sample (``initialize``) and streams EM
+    (``fit_em``); the same keys as in memory."""
+    n_init = v.check_positive_int("n_init", n_init)
+    v.check_choice("init", init, _init.METHODS)
+    runs = [fit_em_source(model, _init.initialize(start, model, source.data, init, sample_weight), source,
+                          max_iter=max_iter, tol=tol, sample_weight=sample_weight, chunk_size=chunk_size,
+                          block_rows=block_rows, checkpoint=None, checkpoint_every=1, what="EM (a restart)")
+            for start in jax.random.split(key, n_init)]
+    final = jnp.stack([run.log_likelihood for run in runs])
+    return FitResult(runs[int(best_index(final))], final)
 
 
 def fit_arguments(key, model, x, *, n_init, init, max_iter, tol, sample_weight, chunk_size, restarts="auto"):
