@@ -32,6 +32,11 @@ Optional capabilities, each checked once by the driver that needs it
   ``fit_gradient``, ``m_step_gradient`` and ``compare_fits``.
 - ``ParameterCount``: ``n_parameters(d)``, the free parameters for D features;
   needed by ``select_components`` (BIC and AIC).
+- ``Stepwise``: ``blend(old, new, rho)``, the running statistics of online
+  (stepwise) EM, (1 - rho) old + rho new, expressed as ``new`` is (about its
+  reference points); needed by ``fit_online`` for statistics that are not
+  plain sums (``shared_fields`` or ``combine``), which it blends leaf by leaf
+  otherwise.
 - ``ToleranceScale``: ``tolerance_scale(x, weights)``, the scale s of EM's
   stopping rule |L_t - L_{t-1}| < tol s (default 1: nats of mean
   log-likelihood); families whose objective has the data's squared units
@@ -58,6 +63,7 @@ __all__ = [
     "Family",
     "LogJoint",
     "ParameterCount",
+    "Stepwise",
     "ToleranceScale",
     "Unconstrained",
     "combine_stats",
@@ -104,6 +110,13 @@ class ParameterCount(Protocol):
 
 
 @runtime_checkable
+class Stepwise(Protocol):
+    """Online EM's running statistics: (1 - rho) old + rho new, about ``new``'s reference points."""
+
+    def blend(self, old: Any, new: Any, rho: jax.Array) -> Any: ...
+
+
+@runtime_checkable
 class ToleranceScale(Protocol):
     """The scale of EM's stopping rule for data x (N, D) and weights (N,)."""
 
@@ -122,7 +135,8 @@ def require(model, capability: type, needed_by: str) -> None:
     if not isinstance(model, capability):
         members = ", ".join(name for name in ("n_components", "check", "summarize", "m_step",
                                               "from_responsibilities", "log_joint", "to_unconstrained",
-                                              "from_unconstrained", "n_parameters", "tolerance_scale")
+                                              "from_unconstrained", "n_parameters", "tolerance_scale",
+                                              "blend")
                             if (hasattr(capability, name) or name in capability.__annotations__)
                             and not hasattr(model, name))
         raise TypeError(f"{needed_by} needs a model with {capability.__name__} ({members} missing); "
@@ -134,6 +148,18 @@ def tolerance_scale(model, x, weights):
     if isinstance(model, ToleranceScale):
         return model.tolerance_scale(x, weights)
     return jnp.ones((), x.dtype)
+
+
+def blend_stats(model, old, new, rho):
+    """(1 - rho) old + rho new: ``model.blend`` where the family declares it, else leaf by leaf."""
+    if isinstance(model, Stepwise):
+        return model.blend(old, new, rho)
+    return jax.tree_util.tree_map(lambda a, b: (1 - rho) * a + rho * b, old, new)
+
+
+def plain_sums(stats) -> bool:
+    """True when statistics combine as plain sums of every leaf (no ``shared_fields``, no ``combine``)."""
+    return not isinstance(stats, Combinable) and not getattr(type(stats), "shared_fields", ())
 
 
 def combine_stats(*stats):

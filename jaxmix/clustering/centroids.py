@@ -85,6 +85,11 @@ class CentroidModel(ColumnFamily):
         shift = jnp.where(counts > 0, stats.sums / jnp.where(counts > 0, counts, 1.0), 0.0)
         return self.params_type(stats.reference + shift)
 
+    def blend(self, old, new, rho):
+        """(1 - rho) old + rho new, ``old``'s sums moved to ``new``'s reference (online EM)."""
+        sums = old.sums - old.counts[:, None] * (new.reference - old.reference)
+        return new._replace(counts=(1 - rho) * old.counts + rho * new.counts, sums=(1 - rho) * sums + rho * new.sums)
+
     def predict(self, params, x):
         """The index of the nearest center, shape (N,)."""
         params, x = self.check(params, x)

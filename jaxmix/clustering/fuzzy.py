@@ -92,6 +92,13 @@ class FuzzyCMeans(CentroidModel):
             raise ValueError(f"fuzzifier must be > 1, got {self.fuzzifier}.")
         v.check_choice("center_update", self.center_update, CENTER_UPDATES)
 
+    def blend(self, old: FuzzyStats, new: FuzzyStats, rho) -> FuzzyStats:
+        """(1 - rho) old + rho new through ``combine``, the factors folded into the log scales; ``old``'s
+        sums moved to ``new``'s reference (online EM)."""
+        sums = old.sums - old.counts[:, None] * (new.reference - old.reference)
+        old = FuzzyStats(old.counts, sums, new.reference, old.log_scale + jnp.log1p(-rho))
+        return old.combine(new._replace(log_scale=new.log_scale + jnp.log(rho)))
+
     def posterior(self, params, x):
         """Memberships r (N, K); rows sum to one."""
         params, x = self.check(params, x)

@@ -30,6 +30,7 @@ from jaxmix.inference.em import (
     summarize_rows,
     to_chunks,
 )
+from jaxmix.inference.sharding import fit_data, row_shards
 from jaxmix.inference.sources import DEFAULT_BLOCK_ROWS, RowSource, check_rows, is_source, padded, source_weights
 from jaxmix.protocol import Family, require, tolerance_scale
 
@@ -89,12 +90,14 @@ def fit_em(model, params, x, *, max_iter: int = 100, tol: float = 1e-3, sample_w
         return fit_em_source(model, params, RowSource(x), max_iter=max_iter, tol=tol, sample_weight=sample_weight,
                              chunk_size=chunk_size, block_rows=block_rows, checkpoint=checkpoint,
                              checkpoint_every=checkpoint_every)
+    rows = row_shards(x)  # x's rows spread over devices (jaxmix.inference.sharding), or None
     params, x = model.check(params, x)
-    weights = fit_weights(model, x, sample_weight)
+    x, weights = fit_data(model, x, sample_weight, rows)
     params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, x.dtype), params)
-    saver = checkpoint_for(checkpoint, checkpoint_every, fit_description(model, x.shape, x.dtype, max_iter, tol))
+    saver = checkpoint_for(checkpoint, checkpoint_every, fit_description(model, x.shape, x.dtype, max_iter=max_iter,
+                                                                             tol=tol))
     if saver is None:
-        result = em_program(model, params, x, weights, jnp.asarray(tol, x.dtype), max_iter, chunk_size)
+        result = em_program(model, params, x, weights, jnp.asarray(tol, x.dtype), max_iter, chunk_size, rows)
     else:
         xb, wb = to_chunks(x, weights, chunk_size)
         tol_scaled = tol * tolerance_scale(model, x, weights)
@@ -115,7 +118,22 @@ def fit_em_source(model, params, source: RowSource, *, max_iter, tol, sample_wei
     total_weight = source.n_rows if weights is None else float(np.sum(weights))
     block_rows = min(block_rows, source.n_rows)
     saver = checkpoint_for(checkpoint, checkpoint_every,
-                           fit_description(model, source.shape, source.dtype, max_iter, tol, block_rows=block_rows))
+                           fit_description(model, source.shape, source.dtype, max_iter=max_iter, tol=tol,
+                                           block_rows=block_rows))
+
+    data_pass = source_pass(model, source, weights, block_rows, chunk_size)
+    result = run_em_steps(model, params, data_pass, total_weight, tol_scaled, max_iter, saver)
+    return checked_result(model, result, sample, sample_weights, tol, what=what)
+
+
+def fit_description(model, shape, dtype, **settings) -> dict:
+    """What identifies a fit for its checkpoint: the family, the data's shape and dtype, the settings."""
+    return {"model": repr(model), "shape": list(shape), "dtype": str(np.dtype(dtype)), **settings}
+
+
+def source_pass(model, source: RowSource, weights, block_rows: int, chunk_size: int):
+    """``data_pass(params, first) -> (stats, total)``: the E-step as a pass over a source's blocks of
+    ``block_rows`` rows (the last padded with zero weights), checking them when ``first``."""
 
     def data_pass(params, first):
         check = check_rows(model, None) if first else None
@@ -127,14 +145,7 @@ def fit_em_source(model, params, source: RowSource, *, max_iter, tol, sample_wei
             combined = summary if combined is None else add_summaries(combined, summary)
         return combined
 
-    result = run_em_steps(model, params, data_pass, total_weight, tol_scaled, max_iter, saver)
-    return checked_result(model, result, sample, sample_weights, tol, what=what)
-
-
-def fit_description(model, shape, dtype, max_iter, tol, **settings) -> dict:
-    """What identifies a fit for its checkpoint: the family, the data's shape and dtype, the settings."""
-    return {"model": repr(model), "shape": list(shape), "dtype": str(np.dtype(dtype)), "max_iter": max_iter,
-            "tol": tol, **settings}
+    return data_pass
 
 
 def source_sample(model, source: RowSource, weights, key=None):

@@ -104,20 +104,24 @@ class RowSource:
 
 
 def check_rows(model, params, name: str = "x"):
-    """A ``blocks`` check: the family's own checks (``model.check``) of each block, and NaN or inf
-    reported by the index of the first bad row in the whole source."""
+    """A ``blocks`` check, ``check(start, rows, indices=None)``: the family's own checks (``model.check``)
+    of rows start, start + 1, ... (or of the rows at ``indices``), and NaN or inf reported by the index
+    of the first bad row in the whole source."""
 
-    def check(start, rows):
+    def check(start, rows, indices=None):
+        where = (f"rows {start}:{start + rows.shape[0]}" if indices is None
+                 else f"the {rows.shape[0]} rows {indices[0]}, ..., {indices[-1]}")
         bad = ~np.all(np.isfinite(rows.reshape(rows.shape[0], -1)), axis=1)
         if np.any(bad):
+            first = start + int(np.argmax(bad)) if indices is None else int(indices[np.argmax(bad)])
             more = int(np.sum(bad)) - 1
-            also = f" and {more} more in rows {start}:{start + rows.shape[0]}" if more else ""
-            raise ValueError(f"{name} has NaN or inf in row {start + int(np.argmax(bad))}{also}; remove or "
-                             "impute them before fitting.")
+            also = f" and {more} more in {where}" if more else ""
+            raise ValueError(f"{name} has NaN or inf in row {first}{also}; remove or impute them before "
+                             "fitting.")
         try:
             model.check(params, rows)
         except (ValueError, TypeError) as err:
-            raise type(err)(f"in rows {start}:{start + rows.shape[0]} of {name}: {err}") from err
+            raise type(err)(f"in {where} of {name}: {err}") from err
 
     return check
 

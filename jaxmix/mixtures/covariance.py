@@ -20,6 +20,10 @@ cancel in an expansion about a shared point when the data sit far from it):
 - ``estimate(scatter, nk, d, reg)``: the M-step covariance
   Sigma_k = sum_i r_ik (x_i - mu_k)(x_i - mu_k)^T / n_k + reg * I, where
   d_k = mu_k - ref_k corrects the scatter about ref_k to one about mu_k;
+- ``recenter(scatter, nk, sums, delta)``: the scatter about ref_k + delta_k
+  from the one about ref_k, sum_i wr_ik (y_ik - delta_k)(y_ik - delta_k)^T =
+  scatter_k - sums_k delta_k^T - delta_k sums_k^T + n_k delta_k delta_k^T
+  (online EM's running statistics follow the moving means);
 - ``scale_noise(cov, z, eps)``: Sigma_{z}^{1/2} eps for sampling;
 - ``to_unconstrained(cov)`` / ``from_unconstrained(u)``: exact inverses
   between covariances and free real arrays (log-Cholesky factors for full
@@ -200,6 +204,11 @@ class Full:
         return jax.lax.map(component, (ref, wr))
 
     @staticmethod
+    def recenter(scatter, nk, sums, delta):
+        outer = sums[:, :, None] * delta[:, None, :]
+        return scatter - outer - jnp.swapaxes(outer, 1, 2) + nk[:, None, None] * delta[:, :, None] * delta[:, None, :]
+
+    @staticmethod
     def estimate(scatter, nk, d, reg):
         return _regularized(scatter / nk[:, None, None] - d[:, :, None] * d[:, None, :], reg)
 
@@ -247,6 +256,11 @@ class Tied:
         return jnp.sum(wy, axis=2), flat(wy) @ flat(y).T
 
     @staticmethod
+    def recenter(scatter, nk, sums, delta):
+        outer = jnp.einsum("kd,ke->de", sums, delta)
+        return scatter - outer - outer.T + jnp.einsum("k,kd,ke->de", nk, delta, delta)
+
+    @staticmethod
     def estimate(scatter, nk, d, reg):
         return _regularized((scatter - jnp.einsum("k,kd,ke->de", nk, d, d)) / jnp.sum(nk), reg)
 
@@ -284,6 +298,10 @@ class Diag:
     moments = staticmethod(_diagonal_moments)
 
     @staticmethod
+    def recenter(scatter, nk, sums, delta):
+        return scatter - 2.0 * sums * delta + nk[:, None] * jnp.square(delta)
+
+    @staticmethod
     def estimate(scatter, nk, d, reg):
         return jnp.maximum(scatter / nk[:, None] - jnp.square(d), 0.0) + reg
 
@@ -319,6 +337,8 @@ class Spherical:
         return _gaussian_log_prob(maha, d * jnp.log(cov)[:, None], d)
 
     moments = staticmethod(_diagonal_moments)
+
+    recenter = Diag.recenter
 
     @staticmethod
     def estimate(scatter, nk, d, reg):
@@ -361,6 +381,10 @@ class Identity:
     @staticmethod
     def moments(xt, ref, wr):
         return jnp.sum(wr[:, None, :] * _differences(xt, ref), axis=2), None
+
+    @staticmethod
+    def recenter(scatter, nk, sums, delta):
+        return None
 
     @staticmethod
     def estimate(scatter, nk, d, reg):

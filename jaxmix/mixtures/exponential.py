@@ -112,6 +112,11 @@ class ExponentialMixture(Mixture):
         rates = jnp.where(positive, nk / jnp.where(positive, stats.sums, 1.0), 1.0 / stats.reference[:, 0])
         return ExponentialMixtureParams(nk / jnp.sum(nk), rates)
 
+    def blend(self, old: ExponentialStats, new: ExponentialStats, rho) -> ExponentialStats:
+        """(1 - rho) old + rho new for counts and sums (not centered); ``new``'s reference (online EM)."""
+        mix = lambda a, b: (1 - rho) * a + rho * b
+        return ExponentialStats(mix(old.counts, new.counts), mix(old.sums, new.sums), new.reference)
+
     def to_unconstrained(self, params: ExponentialMixtureParams) -> ExponentialMixtureUnconstrained:
         """logits = log u (floored at log tiny, as for the Gaussian mixture), log_rates = log lambda."""
         return ExponentialMixtureUnconstrained(safe_logits(params.weights), jnp.log(params.rates))

@@ -141,6 +141,14 @@ class GaussianMixture(Mixture):
         covariances = self._cov.estimate(stats.scatter, nk, shift, self.reg_covar)
         return GaussianMixtureParams(nk / jnp.sum(nk), stats.reference + shift, covariances)
 
+    def blend(self, old: GaussianStats, new: GaussianStats, rho) -> GaussianStats:
+        """(1 - rho) old + rho new, ``old`` first moved to ``new``'s reference (``recenter``; online EM)."""
+        delta = new.reference - old.reference
+        sums = old.sums - old.counts[:, None] * delta
+        scatter = self._cov.recenter(old.scatter, old.counts, old.sums, delta)
+        return jax.tree_util.tree_map(lambda a, b: (1 - rho) * a + rho * b,
+                                      GaussianStats(old.counts, sums, scatter, new.reference), new)
+
     def to_unconstrained(self, params: GaussianMixtureParams) -> GaussianMixtureUnconstrained:
         """Map to free parameters: logits = log w, log-Cholesky or log-variance covariances.
 
