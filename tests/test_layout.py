@@ -143,8 +143,9 @@ PUBLIC = {name: names.split() for name, names in {
     "jaxmix": """CentroidStats ComparisonResult ConvergenceWarning EMResult ExponentialMixture
         ExponentialMixtureParams ExponentialMixtureUnconstrained ExponentialStats Family FitResult
         FuzzyCMeans FuzzyCMeansParams GaussianMixture GaussianMixtureParams GaussianMixtureUnconstrained
-        GaussianStats GradientResult KMeans KMeansParams ModelSelection SpectralResult VAE VAEParams
-        combine_stats compare_fits default_optimizers e_step elbo fit fit_em fit_gradient indicator_matrix
+        GaussianStats GradientResult KMeans KMeansParams ModelSelection OnlineResult SpectralResult VAE
+        VAEParams combine_stats compare_fits default_optimizers e_step elbo fit fit_em fit_gradient fit_online
+        indicator_matrix
         initialize knn_affinity laplacian m_step_gradient normalized_cut protocol ratio_cut rbf_affinity
         select_components spectral_clustering spectral_embedding vae""",
     "jaxmix.mixtures": """ExponentialMixture ExponentialMixtureParams ExponentialMixtureUnconstrained
@@ -152,10 +153,10 @@ PUBLIC = {name: names.split() for name, names in {
         Mixture""",
     "jaxmix.clustering": "CentroidModel CentroidStats FuzzyCMeans FuzzyCMeansParams KMeans KMeansParams",
     "jaxmix.inference": """ComparisonResult ConvergenceWarning EMResult FitResult GradientResult
-        ModelSelection compare_fits default_optimizers e_step elbo fit fit_em fit_gradient initialize
-        m_step_gradient select_components""",
-    "jaxmix.protocol": """ColumnFamily Combinable Family LogJoint ParameterCount ToleranceScale Unconstrained
-        combine_stats require""",
+        ModelSelection OnlineResult compare_fits default_optimizers e_step elbo fit fit_em fit_gradient
+        fit_online initialize m_step_gradient select_components""",
+    "jaxmix.protocol": """ColumnFamily Combinable Family LogJoint ParameterCount Stepwise ToleranceScale
+        Unconstrained combine_stats require""",
     "jaxmix.spectral": """AFFINITIES ALGORITHMS BANDWIDTH_NEIGHBORS DENSE_EIGH_MAX LAPLACIANS METHODS MODES
         SpectralResult default_gamma default_neighbors indicator_matrix knn_affinity laplacian
         normalized_cut predict ratio_cut rbf_affinity spectral_clustering spectral_embedding""",

@@ -7,6 +7,7 @@ from jaxmix.inference.em import ConvergenceWarning, EMResult, e_step
 from jaxmix.inference.gradient import GradientResult, fit_gradient, m_step_gradient
 from jaxmix.inference.initialization import initialize
 from jaxmix.inference.lower_bound import elbo
+from jaxmix.inference.online import OnlineResult, fit_online
 from jaxmix.inference.restarts import FitResult, fit
 from jaxmix.inference.selection import ModelSelection, select_components
 
@@ -17,6 +18,7 @@ __all__ = [
     "FitResult",
     "GradientResult",
     "ModelSelection",
+    "OnlineResult",
     "compare_fits",
     "default_optimizers",
     "e_step",
@@ -24,6 +26,7 @@ __all__ = [
     "fit",
     "fit_em",
     "fit_gradient",
+    "fit_online",
     "initialize",
     "m_step_gradient",
     "select_components",
