@@ -20,10 +20,7 @@ cancel in an expansion about a shared point when the data sit far from it):
 - ``estimate(scatter, nk, d, reg)``: the M-step covariance
   Sigma_k = sum_i r_ik (x_i - mu_k)(x_i - mu_k)^T / n_k + reg * I, where
   d_k = mu_k - ref_k corrects the scatter about ref_k to one about mu_k;
-- ``recenter(scatter, nk, sums, delta)``: the scatter about ref_k + delta_k
-  from the one about ref_k, sum_i wr_ik (y_ik - delta_k)(y_ik - delta_k)^T =
-  scatter_k - sums_k delta_k^T - delta_k sums_k^T + n_k delta_k delta_k^T
-  (online EM's running statistics follow the moving means);
+- ``recenter(scatter, nk, sums, delta)``: the scatter about ref_k + delta_k (maths.md section 12);
 - ``scale_noise(cov, z, eps)``: Sigma_{z}^{1/2} eps for sampling;
 - ``to_unconstrained(cov)`` / ``from_unconstrained(u)``: exact inverses
   between covariances and free real arrays (log-Cholesky factors for full
@@ -383,12 +380,10 @@ class Identity:
         return jnp.sum(wr[:, None, :] * _differences(xt, ref), axis=2), None
 
     @staticmethod
-    def recenter(scatter, nk, sums, delta):
-        return None
-
-    @staticmethod
     def estimate(scatter, nk, d, reg):
         return None
+
+    recenter = estimate  # None: the identity has no scatter
 
     @staticmethod
     def scale_noise(cov, z, eps):
