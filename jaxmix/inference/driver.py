@@ -142,7 +142,10 @@ def source_pass(model, source: RowSource, weights, block_rows: int, chunk_size: 
             block = None if weights is None else weights[start:start + rows.shape[0]]
             xb, wb = padded(rows.reshape(rows.shape[0], -1), block, block_rows)
             summary = summarize_rows(model, params, xb, wb, chunk_size)
-            combined = summary if combined is None else add_summaries(combined, summary)
+            if combined is not None:  # wait for the previous block: at most two in flight, memory O(block)
+                combined = add_summaries(jax.block_until_ready(combined), summary)
+            else:
+                combined = summary
         return combined
 
     return data_pass
