@@ -124,6 +124,7 @@ def fit_online(key, model, params, x, *, batch_size: int | None = None, n_epochs
             params, stats, history = _online_step(model, state.params, state.stats, state.history, xb, wb,
                                                   jnp.asarray(rho, data.dtype), jnp.asarray(scale, data.dtype),
                                                   step, chunk_size)
+            jax.block_until_ready(state.history)  # the previous step: at most two in flight, memory O(batch)
             state = OnlineState(jnp.array(step + 1), params, stats, history, state.key)
             if saver is not None:
                 saver.save(state, step + 1)
