@@ -56,11 +56,14 @@ class OnlineState(NamedTuple):
     key: jax.Array
 
 
-DEFAULT_BATCH_SIZE = 4096  # benchmarks/README.md, "Online EM": the sweep that chose it
+# benchmarks/README.md, "Online EM": the sweep that chose them
+DEFAULT_BATCH_SIZE = 4096
+DEFAULT_KAPPA = 0.6
+DEFAULT_T0 = 2.0
 
 
-def fit_online(key, model, params, x, *, batch_size: int | None = None, n_epochs: int = 3, kappa: float = 0.6,
-               t0: float = 2.0, sample_weight=None, log_likelihood: bool = False,
+def fit_online(key, model, params, x, *, batch_size: int | None = None, n_epochs: int = 3,
+               kappa: float = DEFAULT_KAPPA, t0: float = DEFAULT_T0, sample_weight=None, log_likelihood: bool = False,
                chunk_size: int = DEFAULT_CHUNK_SIZE, block_rows: int = DEFAULT_BLOCK_ROWS, checkpoint=None,
                checkpoint_every: int = 100) -> OnlineResult:
     """Fit ``model`` by online (stepwise) EM from ``params`` (see the module docstring).
@@ -191,13 +194,14 @@ class OnlineData:
         self.n_rows = self.shape[0]
 
     def rows(self, indices):
-        """Rows at sorted ``indices`` and their weights, on the device; a source's rows checked as read."""
+        """Rows at sorted ``indices`` and their weights: gathered on the device from memory; read from a
+        source and checked, on the host (made arrays by the caller's thread, whose x64 setting applies)."""
         if self.source is None:
             return self.x[indices], self.weights[indices]
         rows = self.source.take(indices)
         self.check(0, rows, indices)
         weights = np.ones(len(indices), rows.dtype) if self.weights is None else self.weights[indices]
-        return jnp.asarray(rows.reshape(len(indices), -1)), jnp.asarray(weights.astype(rows.dtype))
+        return rows.reshape(len(indices), -1), weights.astype(rows.dtype)
 
     def minibatches(self, pool, key, first, n_steps, n_batches, batch_size):
         """The minibatches of steps first..n_steps-1, each read while the previous one is used."""
@@ -212,7 +216,7 @@ class OnlineData:
             ready = pending.result()
             if step + 1 < n_steps:
                 pending = pool.submit(batch, step + 1)
-            yield ready
+            yield jnp.asarray(ready[0]), jnp.asarray(ready[1])
 
     def mean_log_likelihood(self, params, chunk_size, block_rows):
         if self.source is None:
