@@ -4,7 +4,11 @@ Every public entry point validates its concrete inputs here, in plain Python,
 before any jitted work. Shape and dtype checks always run (shapes are static,
 so they also work under the user's ``jit``); value checks (finiteness, signs,
 positive definiteness) run only on concrete arrays and are skipped when an
-argument is a tracer. Jitted internals never call into this module.
+argument is a tracer. On an array spread over several devices (``is_spread``: rows
+sharded by ``jax.sharding``, possibly over several processes) the checks of data and
+weights run as compiled reductions whose scalar results every device holds, so x is
+never gathered; ``host_values`` gives None for such an array. Jitted internals never
+call into this module.
 """
 
 from __future__ import annotations
@@ -104,20 +108,36 @@ def as_float_array(name: str, value) -> jax.Array:
     return arr if arr.dtype == dtype else arr.astype(dtype)
 
 
+def is_spread(arr) -> bool:
+    """True for a concrete ``jax.Array`` laid out over several devices and not replicated on them."""
+    return (isinstance(arr, jax.Array) and is_concrete(arr) and len(arr.sharding.device_set) > 1
+            and not arr.is_fully_replicated)
+
+
 def host_values(arr):
-    """The values of a concrete array as NumPy, or None for a tracer.
+    """The values of a concrete array as NumPy, or None for a tracer or an array spread over devices.
 
     Value checks run in NumPy so they also work on concrete arrays closed
     over inside the user's ``jit``, where jnp operations would trace.
     """
-    return np.asarray(arr) if is_concrete(arr) else None
+    return np.asarray(arr) if is_concrete(arr) and not is_spread(arr) else None
+
+
+@jax.jit
+def _spread_summary(a):
+    """(non-finite entries, min, max, largest per-column span max_d (max_i a_id - min_i a_id)) on the devices."""
+    span = jnp.max(jnp.max(a, axis=0) - jnp.min(a, axis=0)) if a.ndim == 2 else jnp.zeros((), a.dtype)
+    return jnp.sum(~jnp.isfinite(a)), jnp.min(a), jnp.max(a), span
 
 
 def check_finite(name: str, arr) -> None:
     """Reject NaN or inf in a concrete array (no-op under tracing)."""
-    a = host_values(arr)
-    if a is not None and not np.all(np.isfinite(a)):
-        n_bad = int(np.sum(~np.isfinite(a)))
+    if is_spread(arr):
+        n_bad = int(_spread_summary(arr)[0])
+    else:
+        a = host_values(arr)
+        n_bad = 0 if a is None else int(np.sum(~np.isfinite(a)))
+    if n_bad:
         raise ValueError(
             f"{name} contains {n_bad} NaN or infinite value(s); remove or impute them before fitting."
         )
@@ -153,10 +173,10 @@ def check_span(name: str, x) -> None:
     the widest span overflows, a point at 1e20 beside data near 0 in float32
     say, densities and posteriors would become inf and NaN.
     """
-    a = host_values(x)
+    a = x if is_spread(x) else host_values(x)
     if a is None or a.size == 0:
         return
-    span = float(np.max(np.ptp(a, axis=0)))
+    span = float(_spread_summary(a)[3]) if is_spread(a) else float(np.max(np.ptp(a, axis=0)))
     limit = float(np.sqrt(np.finfo(a.dtype).max / (16 * a.shape[1])))
     if span > limit:
         raise ValueError(
@@ -248,6 +268,8 @@ def check_sample_weight(sample_weight, n_samples: int, normalize: bool = False) 
     check_shape("sample_weight", w, (n_samples,))
     if not is_concrete(w):
         return w / jnp.mean(w) if normalize else w
+    if is_spread(w):
+        return _spread_sample_weight(w, normalize)
     is_jax = isinstance(sample_weight, jax.Array)
     a = host_values(w) if is_jax else np.asarray(sample_weight, dtype=np.float64)
     check_finite("sample_weight", a)
@@ -262,3 +284,21 @@ def check_sample_weight(sample_weight, n_samples: int, normalize: bool = False) 
     if not np.isfinite(total):
         raise ValueError("sample_weight sums to infinity; scale the weights down (only their ratios matter).")
     return jnp.asarray((a * (n_samples / total)).astype(w.dtype))
+
+
+def _spread_sample_weight(w, normalize: bool) -> jax.Array:
+    """``check_sample_weight`` of weights spread over devices, checked and scaled there: mean one as
+    w_i / m * (N / sum_j (w_j / m)) with m = max w, whose sum cannot overflow."""
+    check_finite("sample_weight", w)
+    _, low, high, _ = (float(value) for value in _spread_summary(w))
+    if low < 0:
+        raise ValueError(f"sample_weight must be non-negative, got min {low}.")
+    if high <= 0:
+        raise ValueError("sample_weight must have at least one positive entry, got all zeros.")
+    return _mean_one(w) if normalize else w
+
+
+@jax.jit
+def _mean_one(w):
+    scaled = w / jnp.max(w)
+    return scaled * (w.shape[0] / jnp.sum(scaled))

@@ -145,7 +145,7 @@ PUBLIC = {name: names.split() for name, names in {
         FuzzyCMeans FuzzyCMeansParams GaussianMixture GaussianMixtureParams GaussianMixtureUnconstrained
         GaussianStats GradientResult KMeans KMeansParams ModelSelection OnlineResult SpectralResult VAE
         VAEParams combine_stats compare_fits default_optimizers e_step elbo fit fit_em fit_gradient fit_online
-        indicator_matrix
+        global_rows indicator_matrix
         initialize knn_affinity laplacian m_step_gradient normalized_cut protocol ratio_cut rbf_affinity
         select_components spectral_clustering spectral_embedding vae""",
     "jaxmix.mixtures": """ExponentialMixture ExponentialMixtureParams ExponentialMixtureUnconstrained
@@ -154,7 +154,7 @@ PUBLIC = {name: names.split() for name, names in {
     "jaxmix.clustering": "CentroidModel CentroidStats FuzzyCMeans FuzzyCMeansParams KMeans KMeansParams",
     "jaxmix.inference": """ComparisonResult ConvergenceWarning EMResult FitResult GradientResult
         ModelSelection OnlineResult compare_fits default_optimizers e_step elbo fit fit_em fit_gradient
-        fit_online initialize m_step_gradient select_components""",
+        fit_online global_rows initialize m_step_gradient select_components""",
     "jaxmix.protocol": """ColumnFamily Combinable Family LogJoint ParameterCount Stepwise ToleranceScale
         Unconstrained combine_stats require""",
     "jaxmix.spectral": """AFFINITIES ALGORITHMS BANDWIDTH_NEIGHBORS DENSE_EIGH_MAX LAPLACIANS METHODS MODES

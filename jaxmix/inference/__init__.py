@@ -10,6 +10,7 @@ from jaxmix.inference.lower_bound import elbo
 from jaxmix.inference.online import OnlineResult, fit_online
 from jaxmix.inference.restarts import FitResult, fit
 from jaxmix.inference.selection import ModelSelection, select_components
+from jaxmix.inference.sharding import global_rows
 
 __all__ = [
     "ComparisonResult",
@@ -27,6 +28,7 @@ __all__ = [
     "fit_em",
     "fit_gradient",
     "fit_online",
+    "global_rows",
     "initialize",
     "m_step_gradient",
     "select_components",

@@ -55,16 +55,16 @@ class ConvergenceWarning(UserWarning):
     """
 
 
-def fit_weights(model, x, sample_weight):
-    """Checked per-point weights (N,) of a fit, scaled to mean one (ones for None), with at least
-    n_components positive.
+def fit_weights(model, x, sample_weight, device=None):
+    """Checked per-point weights (N,) of a fit, scaled to mean one (ones for None, made on ``device``,
+    a device or sharding), with at least n_components positive.
 
     Scaling once makes the fit independent of the weights' scale (the
     M-step's 10 eps guards are then in units of points).
     """
     weights = v.check_sample_weight(sample_weight, x.shape[0], normalize=True)
     check_enough_points(model, x, weights)
-    return jnp.ones(x.shape[0], x.dtype) if weights is None else weights.astype(x.dtype)
+    return jnp.ones(x.shape[0], x.dtype, device=device) if weights is None else weights.astype(x.dtype)
 
 
 def checked_result(model, result: EMResult, x, weights, tol: float, what: str = "EM"):
@@ -97,8 +97,11 @@ def check_loop_args(max_iter, tol):
 def check_enough_points(model, x, sample_weight=None) -> None:
     """EM needs at least as many points (with positive weight) as components."""
     k = model.n_components
-    weights = None if sample_weight is None else v.host_values(sample_weight)
-    n = x.shape[0] if weights is None else int(np.sum(weights > 0))
+    if sample_weight is not None and v.is_spread(sample_weight):
+        n = int(jnp.sum(sample_weight > 0))  # on the devices holding the weights
+    else:
+        weights = None if sample_weight is None else v.host_values(sample_weight)
+        n = x.shape[0] if weights is None else int(np.sum(weights > 0))
     if n < k:
         raise ValueError(
             f"n_components={k} needs at least {k} data points with positive weight, got {n}; "
@@ -134,6 +137,14 @@ def to_chunks(x, weights, chunk_size):
     x = jnp.concatenate([x, jnp.broadcast_to(x[:1], (pad, x.shape[1]))])
     weights = jnp.concatenate([weights, jnp.zeros(pad, weights.dtype)])
     return x.reshape(-1, n, x.shape[1]), weights.reshape(-1, n)
+
+
+def chunked(x, weights, chunk_size, rows=None):
+    """``(xb, wb, accumulate)``: the blocks of ``to_chunks`` and the E-step over them, or with ``rows``
+    (a ``RowShards``) each device's blocks of its own rows and ``RowShards.accumulate``."""
+    if rows is None:
+        return *to_chunks(x, weights, chunk_size), accumulate
+    return *rows.chunks(x, weights, chunk_size), rows.accumulate
 
 
 def accumulate(model, params, xb, wb):
@@ -194,11 +205,12 @@ class EMProgram:
         return (self.jitted if v.is_concrete(args, kwargs) else self.nested)(*args, **kwargs)
 
 
-def _fit_em_program(model, params, x, weights, tol, max_iter, chunk_size):
-    return run_em(model, params, x, weights, tol, max_iter, chunk_size)
+def _fit_em_program(model, params, x, weights, tol, max_iter, chunk_size, rows=None):
+    result = run_em(model, params, x, weights, tol, max_iter, chunk_size, rows)
+    return result if rows is None else rows.replicated(result)
 
 
-em_program = EMProgram(_fit_em_program, ("model", "max_iter", "chunk_size"))
+em_program = EMProgram(_fit_em_program, ("model", "max_iter", "chunk_size", "rows"))
 
 
 def _summarize_rows(model, params, x, weights, chunk_size):
@@ -243,19 +255,21 @@ def state_result(state: EMState) -> EMResult:
     return EMResult(state.params, state.previous, state.history, state.iteration, state.converged)
 
 
-def run_em(model, params, x, weights, tol, max_iter, chunk_size=DEFAULT_CHUNK_SIZE) -> EMResult:
+def run_em(model, params, x, weights, tol, max_iter, chunk_size=DEFAULT_CHUNK_SIZE, rows=None) -> EMResult:
     """The unchecked EM loop (one ``lax.while_loop`` of ``em_update``); jit it, vmap it over starts.
 
     Its last pass is the final E-step, which scores the returned parameters,
     so the compiled program holds one copy of the E-step, not a second one
     after the loop (10-15 % less compile time for a full-covariance mixture).
+    With ``rows`` (``jaxmix.inference.sharding.RowShards``: x's rows spread over
+    devices) each device chunks and summarizes its own rows (``chunked``).
     """
     tol = tol * tolerance_scale(model, x, weights)
-    xb, wb = to_chunks(x, weights, chunk_size)
+    xb, wb, summarize = chunked(x, weights, chunk_size, rows)
     total_weight = jnp.sum(weights)
 
     def body(state):
-        stats, total = accumulate(model, state.params, xb, wb)
+        stats, total = summarize(model, state.params, xb, wb)
         return em_update(model, state, stats, total / total_weight, tol, max_iter)
 
     state = jax.lax.while_loop(lambda state: ~state.final, body, initial_state(params, max_iter, x.dtype))

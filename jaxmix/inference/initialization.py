@@ -12,6 +12,7 @@ docs/maths.md section 11.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -22,7 +23,8 @@ from jaxmix._distances import squared_distances
 from jaxmix.clustering.centroids import first_argmin
 from jaxmix.clustering.kmeans import KMeans, KMeansParams
 from jaxmix.inference.driver import source_sample
-from jaxmix.inference.em import DEFAULT_CHUNK_SIZE, EMProgram, accumulate, fit_weights, to_chunks
+from jaxmix.inference.em import DEFAULT_CHUNK_SIZE, EMProgram, chunked
+from jaxmix.inference.sharding import fit_data, row_shards
 from jaxmix.inference.sources import SAMPLE_ROWS, RowSource, is_source, source_weights
 from jaxmix.protocol import Family, require, tolerance_scale
 
@@ -54,8 +56,9 @@ def initialize(key, model, x, method: str = "kmeans", sample_weight=None):
         source = RowSource(x)
         return _initial_params(model, key, *source_sample(model, source, source_weights(sample_weight, source),
                                                           sample_key(key, source)), method)
+    rows = row_shards(x)
     _, x = model.check(None, x)
-    return _initial_params(model, key, x, fit_weights(model, x, sample_weight), method)
+    return _initial_params(model, key, *fit_data(model, x, sample_weight, rows), method, rows)
 
 
 def sample_key(key, source):
@@ -64,31 +67,40 @@ def sample_key(key, source):
     return None if source.n_rows <= SAMPLE_ROWS else jax.random.fold_in(key, 1)
 
 
-def initial_params(model, key, x, weights, method):
-    """Unchecked initial parameters for per-point weights (N,); pure in ``key``, so it vmaps over keys."""
+def initial_params(model, key, x, weights, method, rows=None):
+    """Unchecked initial parameters for per-point weights (N,); pure in ``key``, so it vmaps over keys.
+
+    With ``rows`` (``jaxmix.inference.sharding.RowShards``: x's rows spread over devices) the
+    same parameters, replicated, from the rows each device holds.
+    """
     k, n = model.n_components, x.shape[0]
     if method == "random":
         resp = jax.random.uniform(key, (n, k), dtype=x.dtype)
         resp = resp / jnp.sum(resp, axis=1, keepdims=True)
     else:
-        centers = initial_centers(key, x, k, method, weights)
+        centers = initial_centers(key, x, k, method, weights, rows)
         resp = jax.nn.one_hot(first_argmin(squared_distances(x.T, centers))[0], k, dtype=x.dtype)
-    return model.from_responsibilities(x, resp, weights)
+    if rows is None:
+        return model.from_responsibilities(x, resp, weights)
+    return rows.replicated(rows.from_responsibilities(model, x, resp, weights))
 
 
-_initial_params = EMProgram(initial_params, ("model", "method"))  # compiled as EM is (jaxmix.inference.em)
+_initial_params = EMProgram(initial_params, ("model", "method", "rows"))  # compiled as EM is (jaxmix.inference.em)
 
 
-def initial_centers(key, x, k, method, weights):
+def initial_centers(key, x, k, method, weights, rows=None):
     """K initial centers (K, D) by ``method``, for per-point weights (N,)."""
     if method == "kmeans++":
-        return kmeans_plusplus(key, x, k, weights)
+        return kmeans_plusplus(key, x, k, weights, rows)
     if method == "random_from_data":
-        return x[jax.random.choice(key, x.shape[0], (k,), replace=False, p=weights / jnp.sum(weights))]
-    return lloyd(kmeans_plusplus(key, x, k, weights), x, weights)
+        p = weights / jnp.sum(weights)
+        if rows is None:
+            return x[jax.random.choice(key, x.shape[0], (k,), replace=False, p=p)]
+        return rows.take(x, rows.choice(key, p, k))
+    return lloyd(kmeans_plusplus(key, x, k, weights, rows), x, weights, rows)
 
 
-def lloyd(centers, x, w):
+def lloyd(centers, x, w, rows=None):
     """Lloyd's iterations from ``centers`` (K, D) until they settle, as scikit-learn's ``KMeans`` runs them.
 
     Each iteration moves every center to the w-weighted mean of the points
@@ -101,7 +113,7 @@ def lloyd(centers, x, w):
     convergence").
     """
     model = KMeans(centers.shape[0])
-    xb, wb = to_chunks(x, w, DEFAULT_CHUNK_SIZE)
+    xb, wb, summarize = chunked(x, w, DEFAULT_CHUNK_SIZE, rows)
     tol = LLOYD_TOL * tolerance_scale(model, x, w)
 
     def cond(carry):
@@ -110,35 +122,38 @@ def lloyd(centers, x, w):
 
     def body(carry):
         i, centers, _ = carry
-        moved = model.m_step(accumulate(model, KMeansParams(centers), xb, wb)[0]).centers
+        moved = model.m_step(summarize(model, KMeansParams(centers), xb, wb)[0]).centers
         return i + 1, moved, jnp.sum(jnp.square(moved - centers))
 
     return jax.lax.while_loop(cond, body, (0, centers, jnp.array(jnp.inf, x.dtype)))[1]
 
 
-def kmeans_plusplus(key, x, k, w):
+def kmeans_plusplus(key, x, k, w, rows=None):
     """Greedy k-means++ (Arthur and Vassilvitskii; scikit-learn's variant).
 
     The first center is a (weighted) random point; each next one is the best,
     by the resulting potential sum_i w_i min_j ||x_i - c_j||^2, of
     2 + floor(log K) candidates drawn with probability proportional to
-    w_i D(x_i)^2.
+    w_i D(x_i)^2. With ``rows`` (a ``RowShards``), rows are read from the
+    devices that hold them and indices drawn from per-device sums.
     """
     n_trials = 2 + int(math.log(k))
     xt = x.T
+    take = (lambda index: x[index]) if rows is None else functools.partial(rows.take, x)
+    draw = sample_proportional if rows is None else rows.sample_proportional
     key, first_key = jax.random.split(key)
-    first = sample_proportional(first_key, w, 1)[0]
-    centers = jnp.zeros((k, x.shape[1]), x.dtype).at[0].set(x[first])
-    closest = squared_distances(xt, x[first][None])[0]
+    first = take(draw(first_key, w, 1)[0])
+    centers = jnp.zeros((k, x.shape[1]), x.dtype).at[0].set(first)
+    closest = squared_distances(xt, first[None])[0]
 
     def add_center(j, carry):
         centers, closest, key = carry
         key, trial_key = jax.random.split(key)
         potential = w * closest
-        candidates = sample_proportional(trial_key, jnp.where(jnp.sum(potential) > 0, potential, w), n_trials)
-        trial_closest = jnp.minimum(closest, squared_distances(xt, x[candidates]))
+        candidates = draw(trial_key, jnp.where(jnp.sum(potential) > 0, potential, w), n_trials)
+        trial_closest = jnp.minimum(closest, squared_distances(xt, take(candidates)))
         best = jnp.argmin(jnp.sum(w * trial_closest, axis=1))
-        return centers.at[j].set(x[candidates[best]]), trial_closest[best], key
+        return centers.at[j].set(take(candidates[best])), trial_closest[best], key
 
     centers, _, _ = jax.lax.fori_loop(1, k, add_center, (centers, closest, key))
     return centers

@@ -16,9 +16,9 @@ from jaxmix.inference.em import (
     EMResult,
     check_loop_args,
     checked_result,
-    fit_weights,
     run_em,
 )
+from jaxmix.inference.sharding import fit_data, row_shards
 from jaxmix.inference.sources import DEFAULT_BLOCK_ROWS, RowSource, is_source
 from jaxmix.inference.threads import run_side_by_side, usable_cores
 from jaxmix.protocol import Family, require
@@ -118,12 +118,14 @@ def fit_arguments(key, model, x, *, n_init, init, max_iter, tol, sample_weight, 
     v.check_choice("init", init, _init.METHODS)
     max_iter, tol = check_loop_args(max_iter, tol)
     require(model, Family, "fit")
+    rows = row_shards(x)
     _, x = model.check(None, x)
     chunk_size = v.check_positive_int("chunk_size", chunk_size)
-    weights = fit_weights(model, x, sample_weight)
+    x, weights = fit_data(model, x, sample_weight, rows)
     v.check_choice("restarts", restarts, RESTARTS)
     batch, _ = restart_plan(n_init, x.size * model.n_components, restarts)
-    static = {"model": model, "init": init, "max_iter": max_iter, "chunk_size": chunk_size, "batch": batch}
+    static = {"model": model, "init": init, "max_iter": max_iter, "chunk_size": chunk_size, "batch": batch,
+              "rows": rows}
     return static, (jax.random.split(key, n_init), x, weights, jnp.asarray(tol, x.dtype))
 
 
@@ -164,14 +166,15 @@ def run_restarts(static, dynamic, restarts: str = "auto") -> FitResult:
     """``fit`` from checked arguments: the program once, or one call per restart on a thread per core.
 
     Inside a caller's jit (traced arguments) the program runs its restarts
-    one after another. The single-start program is lowered and compiled here,
+    one after another, as it does on rows spread over devices (``jaxmix.inference.sharding``), whose
+    programs' collectives must not interleave. The single-start program is lowered and compiled here,
     under the caller's JAX configuration (x64 included), before any thread runs it;
     a program that may not run beside another (``jaxmix.inference.threads``: a full or tied
     covariance's LAPACK kernels) runs its starts one call after another.
     """
     keys, *data = dynamic
     _, workers = restart_plan(keys.shape[0], data[0].size * static["model"].n_components, restarts)
-    if workers == 1 or not v.is_concrete(dynamic):
+    if workers == 1 or not v.is_concrete(dynamic) or static["rows"] is not None:
         return fit_program(*dynamic, **static)
     program = fit_program.jitted.lower(keys[:1], *data, **static).compile()
     fits = run_side_by_side([(program, (keys[i:i + 1], *data)) for i in range(keys.shape[0])], workers)
@@ -184,16 +187,17 @@ def best_index(log_likelihoods):
     return jnp.argmax(jnp.where(jnp.isnan(log_likelihoods), -jnp.inf, log_likelihoods))
 
 
-def _fit_program(keys, x, weights, tol, *, model, init, max_iter, chunk_size, batch):
+def _fit_program(keys, x, weights, tol, *, model, init, max_iter, chunk_size, batch, rows=None):
     """Initialization and EM from each of the keys (S,); the best run and every run's log-likelihood."""
 
     def one_start(start_key):
-        params = _init.initial_params(model, start_key, x, weights, init)
-        return run_em(model, params, x, weights, tol, max_iter, chunk_size)
+        params = _init.initial_params(model, start_key, x, weights, init, rows)
+        return run_em(model, params, x, weights, tol, max_iter, chunk_size, rows)
 
     runs = jax.lax.map(one_start, keys, batch_size=None if batch == 1 else batch)
     best = jax.tree_util.tree_map(lambda leaf: leaf[best_index(runs.log_likelihood)], runs)
-    return FitResult(best, runs.log_likelihood)
+    result = FitResult(best, runs.log_likelihood)
+    return result if rows is None else rows.replicated(result)
 
 
-fit_program = EMProgram(_fit_program, ("model", "init", "max_iter", "chunk_size", "batch"))
+fit_program = EMProgram(_fit_program, ("model", "init", "max_iter", "chunk_size", "batch", "rows"))

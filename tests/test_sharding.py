@@ -1,0 +1,150 @@
+"""EM on rows spread over devices (jaxmix.inference.sharding) equals EM on one device.
+
+The fits run in child processes with four CPU devices (``XLA_FLAGS``), so that the rest of the
+suite keeps one: this file is also the children's script. Every family, ``fit_em`` and ``fit``,
+float64: x sharded by ``jax.device_put`` (N = 200, on an explicit mesh) or built by ``global_rows``
+(N = 202, padded to 204 with zero-weight rows) against the same fit of the host array, to 1e-10
+relative, with the same iteration counts, the results replicated; and the compiled sharded
+programs hold no array of x's rows: no collective with N elements or more, no shape of N rows.
+"""
+
+import os
+import pathlib
+import re
+import subprocess
+import sys
+import time
+import warnings
+
+import numpy as np
+
+DEVICES = 4
+N_EVEN, N_ODD = 200, 202  # N_ODD rows are padded to 204 by global_rows
+# family: (n_features, init of fit, rows spread by "device_put" or "global_rows")
+FAMILIES = {
+    "gaussian-full": (3, "kmeans", "global_rows"),
+    "gaussian-tied": (3, "random", "device_put"),
+    "gaussian-diag": (3, "random_from_data", "global_rows"),
+    "gaussian-spherical": (3, "random", "device_put"),
+    "gaussian-identity": (3, "random", "global_rows"),
+    "exponential": (1, "kmeans++", "global_rows"),
+    "kmeans": (3, "random_from_data", "device_put"),
+    "fuzzy": (3, "random_from_data", "global_rows"),
+    "bernoulli": (5, "kmeans++", "device_put"),  # its prior is in units of points: rows not padded
+}
+
+
+def test_sharded_fits_equal_one_device_fits():
+    """Two children (half the families each, side by side) under one deadline, killed whatever happens."""
+    children, deadline = [], time.monotonic() + 300
+    env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={DEVICES}"}
+    try:
+        for part in (0, 1):
+            children.append(subprocess.Popen([sys.executable, __file__, str(part)], env=env, text=True,
+                                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+        outputs = [child.communicate(timeout=max(deadline - time.monotonic(), 1))[0] for child in children]
+    finally:
+        for child in children:
+            child.kill()
+            child.wait()
+    for child, output in zip(children, outputs):
+        assert child.returncode == 0, output[-5000:]
+    lines = "".join(outputs)
+    assert lines.count(": equal") == 2 * len(FAMILIES), lines
+
+
+def check_program(what, text, x_shape):
+    """No collective in the compiled text whose result has as many elements as x has rows (x's size or
+    more, in particular); no shape of x's rows."""
+    assert f"num_partitions={DEVICES}" in text, what
+    for line in text.splitlines():
+        if match := re.search(r"= (.*?) (all-gather|all-to-all|collective-permute)(?:-start)?\(", line):
+            sizes = [np.prod([int(n) for n in dims.split(",") if n]) for dims in re.findall(r"\[([\d,]*)\]",
+                                                                                            match[1])]
+            assert max(sizes) < x_shape[0], (what, line[:200])
+    rows = re.findall(rf"\[{x_shape[0]}(?:,\d+)*\]", text)
+    assert not rows, f"{what}: a device holds an array of x's rows: {sorted(set(rows))}"
+
+
+def child(part: int):
+    """The fits of every other family of FAMILIES from ``part``, on the host array and on four devices;
+    prints one line per equal pair."""
+    import jax
+    import jax.numpy as jnp
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    import jaxmix
+
+    jax.config.update("jax_enable_x64", True)
+    warnings.simplefilter("ignore", jaxmix.ConvergenceWarning)
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "examples"))
+    from custom_family import BernoulliMixture
+
+    models = {"exponential": jaxmix.ExponentialMixture(2), "kmeans": jaxmix.KMeans(3),
+              "fuzzy": jaxmix.FuzzyCMeans(3), "bernoulli": BernoulliMixture(3)}
+    mesh = jax.make_mesh((DEVICES,), ("data",))  # explicit axes: the fits take any mesh
+    rng = np.random.default_rng(0)
+    for name, (d, init, layout) in list(FAMILIES.items())[part::2]:
+        model = models.get(name) or jaxmix.GaussianMixture(3, name.split("-")[1])
+        n = N_EVEN if layout == "device_put" else N_ODD
+        x = rng.normal(size=(n, d)) + 3.0 * (np.arange(n) % 3)[:, None]
+        x = np.abs(x) if name == "exponential" else (x > 2.5).astype(float) if name == "bernoulli" else x
+        if layout == "device_put":
+            spread, weights = jax.device_put(x, NamedSharding(mesh, PartitionSpec("data"))), None
+        else:
+            spread, weights = jaxmix.global_rows(x)
+        assert spread.shape[0] % DEVICES == 0 and len(spread.sharding.device_set) == DEVICES
+        settings = {"max_iter": 60, "tol": 1e-6, "chunk_size": 16}
+        labels = jax.nn.one_hot(np.arange(n) % model.n_components, model.n_components)  # a poor start
+        start = model.from_responsibilities(jnp.asarray(x), labels, jnp.ones(n))
+        one, spread_em = (jaxmix.fit_em(model, start, data, sample_weight=w, **settings)
+                          for data, w in ((x, None), (spread, weights)))
+        compare(f"{name} fit_em", one, spread_em)
+        one, spread_fit = (jaxmix.fit(jax.random.key(0), model, data, sample_weight=w, init=init, n_init=2,
+                                      **settings) for data, w in ((x, None), (spread, weights)))
+        compare(f"{name} fit ({init})", one, spread_fit)
+        for what, text in sharded_programs(model, start, spread, weights, init, settings):
+            check_program(f"{name} {what}", text, spread.shape)
+
+
+def sharded_programs(model, start, x, weights, init, settings):
+    """The compiled text of the programs ``fit_em`` and ``fit`` ran on x (from JAX's cache), with
+    the arguments the two build."""
+    import jax
+    import jax.numpy as jnp
+
+    from jaxmix.inference import em, restarts, sharding
+
+    rows = sharding.row_shards(x)
+    params, x_checked = model.check(start, x)
+    x_checked, weights_checked = sharding.fit_data(model, x_checked, weights, rows)
+    params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, x_checked.dtype), params)
+    tol = jnp.asarray(settings["tol"], x_checked.dtype)
+    yield "fit_em", em.em_program.jitted.lower(model, params, x_checked, weights_checked, tol, settings["max_iter"],
+                                               settings["chunk_size"], rows).compile().as_text()
+    static, dynamic = restarts.fit_arguments(jax.random.key(0), model, x, n_init=2, init=init, sample_weight=weights,
+                                             **settings)
+    yield "fit", restarts.fit_program.jitted.lower(*dynamic, **static).compile().as_text()
+
+
+def compare(what, one, spread):
+    """Parameters, log-likelihoods (of every restart for ``fit``) to 1e-10 relative and iteration
+    counts equal; the sharded result replicated on every device."""
+    import jax
+
+    def values(result):
+        best = getattr(result, "best", result)
+        return best, jax.tree_util.tree_leaves((best.params, best.log_likelihood,
+                                                getattr(result, "restart_log_likelihoods", ())))
+
+    (one, a), (spread, b) = values(one), values(spread)
+    assert all(leaf.is_fully_replicated for leaf in b), what
+    error = max(float(np.max(np.abs(np.asarray(v) - np.asarray(u)) / np.maximum(np.abs(np.asarray(u)), 1e-300)))
+                for u, v in zip(a, b))
+    assert error < 1e-10 and int(one.n_iter) == int(spread.n_iter), (what, error, int(one.n_iter),
+                                                                     int(spread.n_iter))
+    print(f"{what}: equal, max relative difference {error:.1e}, {int(one.n_iter)} iterations", flush=True)
+
+
+if __name__ == "__main__":
+    child(int(sys.argv[1]))
