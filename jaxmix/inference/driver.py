@@ -24,11 +24,11 @@ from jaxmix.inference.em import (
     check_enough_points,
     check_loop_args,
     checked_result,
+    chunked,
     em_program,
     fit_weights,
     run_em_steps,
     summarize_rows,
-    to_chunks,
 )
 from jaxmix.inference.sharding import fit_data, row_shards
 from jaxmix.inference.sources import DEFAULT_BLOCK_ROWS, RowSource, check_rows, is_source, padded, source_weights
@@ -99,10 +99,10 @@ def fit_em(model, params, x, *, max_iter: int = 100, tol: float = 1e-3, sample_w
     if saver is None:
         result = em_program(model, params, x, weights, jnp.asarray(tol, x.dtype), max_iter, chunk_size, rows)
     else:
-        xb, wb = to_chunks(x, weights, chunk_size)
+        xb, wb, _ = chunked(x, weights, chunk_size, rows)
         tol_scaled = tol * tolerance_scale(model, x, weights)
-        result = run_em_steps(model, params, lambda p, _: accumulate_rows(model, p, xb, wb), jnp.sum(weights),
-                              tol_scaled, max_iter, saver)
+        result = run_em_steps(model, params, lambda p, _: accumulate_rows(model, p, xb, wb, rows),
+                              jnp.sum(weights), tol_scaled, max_iter, saver)
     return checked_result(model, result, x, weights, tol)
 
 

@@ -282,9 +282,10 @@ def add_summaries(a, b):
     return combine_stats(a[0], b[0]), a[1] + b[1]
 
 
-@functools.partial(jax.jit, static_argnames=("model",))
-def accumulate_rows(model, params, xb, wb):
-    return accumulate(model, params, xb, wb)
+@functools.partial(jax.jit, static_argnames=("model", "rows"))
+def accumulate_rows(model, params, xb, wb, rows=None):
+    """The E-step over the blocks of ``chunked`` (each device's own with ``rows``), compiled."""
+    return (accumulate if rows is None else rows.accumulate)(model, params, xb, wb)
 
 
 _em_update = jax.jit(em_update, static_argnames=("model", "max_iter"))

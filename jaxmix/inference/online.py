@@ -23,7 +23,8 @@ import numpy as np
 from jaxmix import _validation as v
 from jaxmix.inference.checkpoint import checkpoint_for
 from jaxmix.inference.driver import fit_description, source_pass
-from jaxmix.inference.em import DEFAULT_CHUNK_SIZE, accumulate, fit_weights, summarize_rows, to_chunks
+from jaxmix.inference.em import DEFAULT_CHUNK_SIZE, accumulate, accumulate_rows, chunked, to_chunks
+from jaxmix.inference.sharding import fit_data, row_shards
 from jaxmix.inference.sources import DEFAULT_BLOCK_ROWS, RowSource, check_rows, is_source, source_weights
 from jaxmix.protocol import Family, Stepwise, blend_stats, plain_sums, require
 
@@ -177,16 +178,17 @@ class OnlineData:
     def __init__(self, model, x, sample_weight, params):
         self.model = model
         if is_source(x):
-            self.source = RowSource(x)
+            self.source, self.shards = RowSource(x), None
             self.x = None
             self.weights = source_weights(sample_weight, self.source)
             rows = self.source.read(0, 1)
             self.check = check_rows(model, None)
         else:
             self.source = None
+            self.shards = row_shards(x)  # rows spread over devices (jaxmix.inference.sharding), or None
             _, self.x = model.check(None, x)
-            self.weights = fit_weights(model, self.x, sample_weight)
-            rows = self.x[:1]
+            self.x, self.weights = fit_data(model, self.x, sample_weight, self.shards)
+            rows = self.x[:1] if self.shards is None else self.shards.take(self.x, jnp.zeros(1, int))
         self.params, rows = model.check(params, rows)
         self.params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, rows.dtype), self.params)
         self.dtype = rows.dtype
@@ -196,8 +198,10 @@ class OnlineData:
     def rows(self, indices):
         """Rows at sorted ``indices`` and their weights: gathered on the device from memory; read from a
         source and checked, on the host (made arrays by the caller's thread, whose x64 setting applies)."""
-        if self.source is None:
+        if self.source is None and self.shards is None:
             return self.x[indices], self.weights[indices]
+        if self.source is None:  # every device adds the rows it holds: the minibatch, on every device
+            return self.shards.take(self.x, indices), self.shards.take(self.weights[:, None], indices)[:, 0]
         rows = self.source.take(indices)
         self.check(0, rows, indices)
         weights = np.ones(len(indices), rows.dtype) if self.weights is None else self.weights[indices]
@@ -220,7 +224,8 @@ class OnlineData:
 
     def mean_log_likelihood(self, params, chunk_size, block_rows):
         if self.source is None:
-            _, total = summarize_rows(self.model, params, self.x, self.weights, chunk_size)
+            _, total = accumulate_rows(self.model, params, *chunked(self.x, self.weights, chunk_size, self.shards)[:2],
+                                       self.shards)
             return total / jnp.sum(self.weights)
         _, total = source_pass(self.model, self.source, self.weights, min(block_rows, self.n_rows),
                                chunk_size)(params, False)
