@@ -7,9 +7,10 @@ Each device chunks its own rows once (``RowShards.chunks``) and, each E-step, su
 (``all_gather``) and folded with ``combine_stats`` in device order, and the totals summed
 (``psum``), so every device holds the statistics of all rows and the M-step's parameters are
 replicated. No device ever holds all of x: initialization reads the few rows it needs from the
-devices that hold them (``RowShards.take``) and draws k-means++ indices from per-device
-cumulative sums (``RowShards.sample_proportional``); the rest (the sum of the weights, the
-tolerance scale, the first M-step) are reductions over rows that XLA partitions.
+devices that hold them (``RowShards.take``), draws k-means++ indices from per-device cumulative
+sums (``RowShards.sample_proportional``) and runs its M-step on each device's rows
+(``RowShards.from_responsibilities``); the rest (the sum of the weights, the tolerance scale)
+are reductions over rows that XLA partitions.
 
 Over several processes (``jax.distributed``), ``global_rows`` builds such an x from each
 process's own rows; the fits are then the same calls in every process.
@@ -61,10 +62,6 @@ class RowShards:
             return jax.device_put(a, self.sharding())
         values = np.asarray(a)
         return jax.make_array_from_callback(values.shape, self.sharding(), lambda index: values[index])
-
-    def replicate(self, tree):
-        """Small host or single-device arrays (parameters, keys, scalars) on every device of the mesh."""
-        return jax.device_put(tree, self.sharding(replicated=True))
 
     def replicated(self, tree):
         """Inside a program: the outputs pinned replicated, so every process can read them."""
@@ -215,7 +212,7 @@ def global_rows(local_rows, local_weights=None, *, mesh: Mesh | None = None, axi
       local_rows: this process's rows, at least one.
       local_weights: optional non-negative weights (n_p,) of those rows.
       mesh: default: every device, ordered by process, on one axis named ``axis``.
-      axis: the mesh axis (or tuple of axes) the rows are spread over.
+      axis: the mesh axis the rows are spread over (with a ``mesh``, a tuple of its axes too).
     """
     rows = np.asarray(local_rows)
     if rows.ndim not in (1, 2) or rows.shape[0] < 1:
