@@ -8,8 +8,6 @@ E-step a pass over the blocks of rows; docs/maths.md section 11.
 
 from __future__ import annotations
 
-import itertools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -155,15 +153,6 @@ def source_sample(model, source: RowSource, weights, key=None):
     """A checked sample of a source's rows and their weights scaled to mean one (``RowSource.sample``:
     all rows when they fit in one), for initialization and EM's tolerance scale."""
     rows, indices = source.sample(key)
-    for start, stop in contiguous_runs(indices):
-        check_rows(model, None)(int(indices[start]), rows[start:stop])
+    check_rows(model, None)(0, rows, indices)
     _, rows = model.check(None, rows)
     return rows, fit_weights(model, rows, None if weights is None else weights[indices])
-
-
-def contiguous_runs(indices):
-    """``(start, stop)`` of the runs of consecutive values in sorted ``indices``, so that a bad row in a
-    sample is reported by its index in the source."""
-    breaks = np.flatnonzero(np.diff(indices) != 1) + 1
-    edges = np.concatenate([[0], breaks, [indices.size]])
-    return itertools.pairwise(edges)
