@@ -114,6 +114,15 @@ def is_spread(arr) -> bool:
             and not arr.is_fully_replicated)
 
 
+def smallest(arr) -> float | None:
+    """The minimum of a concrete array (reduced on its devices when it is spread over several), or None for
+    a tracer."""
+    if is_spread(arr):
+        return float(jax.jit(jnp.min)(arr))
+    values = host_values(arr)
+    return None if values is None else float(np.min(values))
+
+
 def host_values(arr):
     """The values of a concrete array as NumPy, or None for a tracer or an array spread over devices.
 

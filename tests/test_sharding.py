@@ -35,6 +35,7 @@ FAMILIES = {
     "fuzzy": (3, "random_from_data", "global_rows"),
     "bernoulli": (5, "kmeans++", "device_put"),  # its prior is in units of points: rows not padded
 }
+ONLINE = ("gaussian-tied", "kmeans")  # also fit_online (rows not padded: the same minibatches)
 
 
 def test_sharded_fits_equal_one_device_fits():
@@ -53,7 +54,7 @@ def test_sharded_fits_equal_one_device_fits():
     for child, output in zip(children, outputs):
         assert child.returncode == 0, output[-5000:]
     lines = "".join(outputs)
-    assert lines.count(": equal") == 2 * len(FAMILIES) + 1, lines
+    assert lines.count(": equal") == 2 * len(FAMILIES) + len(ONLINE) + 1, lines
 
 
 def check_program(what, text, x_shape):
@@ -108,6 +109,10 @@ def child(part: int):
         one, spread_fit = (jaxmix.fit(jax.random.key(0), model, data, sample_weight=w, init=init, n_init=2,
                                       **settings) for data, w in ((x, None), (spread, weights)))
         compare(f"{name} fit ({init})", one, spread_fit)
+        if name in ONLINE:
+            one, spread_online = (jaxmix.fit_online(jax.random.key(1), model, start, data, batch_size=40, n_epochs=2,
+                                                    log_likelihood=True) for data in (x, spread))
+            compare(f"{name} fit_online", one, spread_online)
         for what, text in sharded_programs(model, start, spread, weights, init, settings):
             check_program(f"{name} {what}", text, spread.shape)
 
@@ -153,6 +158,12 @@ def check_refusals(mesh):
             assert message in str(error), error
         else:
             raise AssertionError(f"no error for {message!r}")
+    try:
+        jaxmix.fit_em(jaxmix.ExponentialMixture(2), None, spread(np.arange(-1.0, 7.0)))
+    except ValueError as error:
+        assert "must be non-negative" in str(error), error
+    else:
+        raise AssertionError("no error for negative data of an exponential mixture")
     print("refusals: equal to those of host arrays", flush=True)
 
 
@@ -163,16 +174,16 @@ def compare(what, one, spread):
 
     def values(result):
         best = getattr(result, "best", result)
-        return best, jax.tree_util.tree_leaves((best.params, best.log_likelihood,
+        return best, jax.tree_util.tree_leaves((best.params, best.log_likelihood, best.history,
                                                 getattr(result, "restart_log_likelihoods", ())))
 
     (one, a), (spread, b) = values(one), values(spread)
     assert all(leaf.is_fully_replicated for leaf in b), what
-    error = max(float(np.max(np.abs(np.asarray(v) - np.asarray(u)) / np.maximum(np.abs(np.asarray(u)), 1e-300)))
-                for u, v in zip(a, b))
-    assert error < 1e-10 and int(one.n_iter) == int(spread.n_iter), (what, error, int(one.n_iter),
-                                                                     int(spread.n_iter))
-    print(f"{what}: equal, max relative difference {error:.1e}, {int(one.n_iter)} iterations", flush=True)
+    error = max(float(np.max(np.where(np.isnan(u) & np.isnan(v), 0.0, np.abs(v - u) / np.maximum(np.abs(u), 1e-300))))
+                for u, v in ((np.asarray(u), np.asarray(v)) for u, v in zip(a, b)))
+    n_iter = [int(getattr(result, "n_iter", getattr(result, "n_steps", 0))) for result in (one, spread)]
+    assert error < 1e-10 and n_iter[0] == n_iter[1], (what, error, n_iter)
+    print(f"{what}: equal, max relative difference {error:.1e}, {n_iter[0]} iterations", flush=True)
 
 
 if __name__ == "__main__":

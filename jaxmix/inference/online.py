@@ -188,7 +188,7 @@ class OnlineData:
             self.shards = row_shards(x)  # rows spread over devices (jaxmix.inference.sharding), or None
             _, self.x = model.check(None, x)
             self.x, self.weights = fit_data(model, self.x, sample_weight, self.shards)
-            rows = self.x[:1] if self.shards is None else self.shards.take(self.x, jnp.zeros(1, int))
+            rows = self.x[:1] if self.shards is None else _take(self.shards, self.x, self.weights, np.zeros(1, int))[0]
         self.params, rows = model.check(params, rows)
         self.params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, rows.dtype), self.params)
         self.dtype = rows.dtype
@@ -201,7 +201,7 @@ class OnlineData:
         if self.source is None and self.shards is None:
             return self.x[indices], self.weights[indices]
         if self.source is None:  # every device adds the rows it holds: the minibatch, on every device
-            return self.shards.take(self.x, indices), self.shards.take(self.weights[:, None], indices)[:, 0]
+            return _take(self.shards, self.x, self.weights, indices)
         rows = self.source.take(indices)
         self.check(0, rows, indices)
         weights = np.ones(len(indices), rows.dtype) if self.weights is None else self.weights[indices]
@@ -230,6 +230,12 @@ class OnlineData:
         _, total = source_pass(self.model, self.source, self.weights, min(block_rows, self.n_rows),
                                chunk_size)(params, False)
         return total / (self.n_rows if self.weights is None else float(np.sum(self.weights)))
+
+
+@functools.partial(jax.jit, static_argnames=("shards",))
+def _take(shards, x, weights, indices):
+    """Rows and weights at ``indices`` of x spread over ``shards``, on every device (``RowShards.take``)."""
+    return shards.take(x, indices), shards.take(weights[:, None], indices)[:, 0]
 
 
 @functools.lru_cache(maxsize=2)

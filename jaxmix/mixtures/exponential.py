@@ -7,7 +7,6 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from jaxmix import _validation as v
 from jaxmix.mixtures.base import Mixture, safe_logits
@@ -79,12 +78,10 @@ class ExponentialMixture(Mixture):
         if x.ndim != 2 or x.shape[1] != 1:
             raise ValueError(f"x must have shape (n_samples,) or (n_samples, 1), got {x.shape}.")
         x = v.check_data(x, 1)
-        values = v.host_values(x)
-        if values is not None and np.any(values < 0):
+        low = v.smallest(x)
+        if low is not None and low < 0:
             raise ValueError(
-                f"x must be non-negative for an exponential mixture (its density is zero below 0), "
-                f"got min {values.min()}."
-            )
+                f"x must be non-negative for an exponential mixture (its density is zero below 0), got min {low}.")
         return x
 
     def _log_joint(self, params, xt):
