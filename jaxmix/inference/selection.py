@@ -16,6 +16,7 @@ from jaxmix import _validation as v
 from jaxmix._progress import check_progress, progress_bar
 from jaxmix.inference.em import DEFAULT_CHUNK_SIZE, ConvergenceWarning, checked_result
 from jaxmix.inference.restarts import fit_arguments, fit_program
+from jaxmix.inference.sharding import row_shards
 from jaxmix.inference.threads import run_side_by_side, usable_cores
 from jaxmix.mixtures.gaussian import GaussianMixture
 from jaxmix.protocol import Family, ParameterCount, require
@@ -108,9 +109,12 @@ def select_components(key, x, n_components=(1, 2, 3, 4, 5, 6), covariance_types=
     lowered = [fit_program.jitted.lower(*dynamic, **static) for static, dynamic in arguments]
     with ThreadPoolExecutor(max_workers=usable_cores()) as pool:
         compiled = list(pool.map(lambda program: program.compile(), lowered))
+    # Rows spread over devices (jaxmix.inference.sharding): one candidate at a time, so that every process
+    # runs the programs' collectives in the same order.
+    workers = 1 if row_shards(x) is not None else usable_cores()
     with progress_bar(len(models), "select_components", progress) as bar:
         runs = run_side_by_side([(program, dynamic) for program, (_, dynamic) in zip(compiled, arguments)],
-                                usable_cores(), done=bar.update)
+                                workers, done=bar.update)
     fits = [result.best for result in runs]
     with warnings.catch_warnings(record=True) as caught:  # one ConvergenceWarning per call, not per candidate
         warnings.simplefilter("always", ConvergenceWarning)
