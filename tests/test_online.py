@@ -112,15 +112,17 @@ def bernoulli_start():
 # 1. Against independent NumPy references
 
 
-def numpy_stepwise(key, x, params, e_step, m_step, batch_size, n_epochs, kappa, t0, sample_weight=None):
+def numpy_stepwise(key, x, params, e_step, m_step, batch_size, n_epochs, kappa, t0, sample_weight=None,
+                   average=True):
     """Stepwise EM in NumPy, from the equations: epoch e visits the rows in the order
     permutation(fold_in(key, e), N), in consecutive slices of batch_size (each sorted; the last N mod
     batch_size rows dropped); s <- (1 - rho_t) s + rho_t (N / |b|) s_b with rho_0 = 1, then
     rho_t = (t + t0)^-kappa; params <- m_step(s). ``e_step(params, xb, wb)`` gives the minibatch's
-    statistics s_b (a tuple) and each row's log p(x_i). Returns the final params and the history."""
+    statistics s_b (a tuple) and each row's log p(x_i). Returns the final params (with ``average``,
+    m_step of the plain mean of the last epoch's (N / |b|) s_b) and the history."""
     n = len(x)
     w = np.ones(n) if sample_weight is None else sample_weight / np.mean(sample_weight)
-    running, history, step = None, [], 0
+    running, history, step, last_epoch = None, [], 0, []
     for epoch in range(n_epochs):
         order = np.asarray(jax.random.permutation(jax.random.fold_in(key, epoch), n))
         for b in range(n // batch_size):
@@ -130,6 +132,10 @@ def numpy_stepwise(key, x, params, e_step, m_step, batch_size, n_epochs, kappa, 
             rho = 1.0 if step == 0 else (step + t0) ** -kappa
             running = new if running is None else tuple((1 - rho) * a + rho * b for a, b in zip(running, new))
             params, step = m_step(running), step + 1
+            if epoch == n_epochs - 1:
+                last_epoch.append(new)
+    if average:
+        params = m_step(tuple(np.mean(parts, axis=0) for parts in zip(*last_epoch)))
     return params, np.array(history)
 
 
@@ -154,16 +160,17 @@ def gmm_m_step(cov_type, reg):
     return m_step
 
 
-@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("weighted, average", [(False, True), (True, False)],
+                         ids=["unweighted-averaged", "weighted-last-iterate"])
 @pytest.mark.parametrize("cov_type", ["full", "diag"])
-def test_gaussian_matches_numpy_stepwise_em(cov_type, weighted):
+def test_gaussian_matches_numpy_stepwise_em(cov_type, weighted, average):
     x, key = blobs3(), jax.random.key(7)
     sw = sample_weights() if weighted else None
     start = gmm_start(cov_type)
     result = fit_online(key, GaussianMixture(K, cov_type, reg_covar=REG), start, x, batch_size=BATCH,
-                        n_epochs=EPOCHS, kappa=KAPPA, t0=T0, sample_weight=sw)
+                        n_epochs=EPOCHS, kappa=KAPPA, t0=T0, sample_weight=sw, average_last_epoch=average)
     expected, history = numpy_stepwise(key, x, tuple(start), gmm_e_step, gmm_m_step(cov_type, REG), BATCH, EPOCHS,
-                                       KAPPA, T0, sw)
+                                       KAPPA, T0, sw, average)
     assert result.n_steps == EPOCHS * (N // BATCH) == len(result.history)
     for got, want in zip(result.params, expected, strict=True):
         np.testing.assert_allclose(np.asarray(got), want, rtol=1e-9, atol=1e-12 * np.max(np.abs(want)))

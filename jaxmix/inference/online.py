@@ -7,7 +7,9 @@ At step t, for minibatch b of |b| rows drawn without replacement from N,
 with rho_0 = 1 (the first minibatch's statistics start the running ones) and
 rho_t = (t + t0)^(-kappa) after, kappa in (0.5, 1]. The statistics are
 blended by the family (``jaxmix.protocol.blend_stats``); for k-means this is
-mini-batch k-means. docs/maths.md section 12.
+mini-batch k-means. By default the returned parameters are the M-step of the
+last epoch's minibatch statistics averaged uniformly (every row once), which
+removes most of the running statistics' noise. docs/maths.md section 12.
 """
 
 from __future__ import annotations
@@ -48,11 +50,13 @@ class OnlineResult(NamedTuple):
 
 
 class OnlineState(NamedTuple):
-    """A checkpoint of ``fit_online``: steps done, parameters, running statistics, history, key data."""
+    """A checkpoint of ``fit_online``: steps done, parameters, running and last-epoch average statistics,
+    history, key data."""
 
     step: jax.Array
     params: Any
     stats: Any
+    average: Any
     history: jax.Array
     key: jax.Array
 
@@ -64,7 +68,8 @@ DEFAULT_T0 = 2.0
 
 
 def fit_online(key, model, params, x, *, batch_size: int | None = None, n_epochs: int = 3,
-               kappa: float = DEFAULT_KAPPA, t0: float = DEFAULT_T0, sample_weight=None, log_likelihood: bool = False,
+               kappa: float = DEFAULT_KAPPA, t0: float = DEFAULT_T0, sample_weight=None,
+               average_last_epoch: bool = True, log_likelihood: bool = False,
                chunk_size: int = DEFAULT_CHUNK_SIZE, block_rows: int = DEFAULT_BLOCK_ROWS, checkpoint=None,
                checkpoint_every: int = 100) -> OnlineResult:
     """Fit ``model`` by online (stepwise) EM from ``params`` (see the module docstring).
@@ -86,6 +91,10 @@ def fit_online(key, model, params, x, *, batch_size: int | None = None, n_epochs
       kappa: the step-size exponent, in (0.5, 1].
       t0: the step-size offset, >= 0.
       sample_weight: optional non-negative (N,) weights, as in ``fit_em``.
+      average_last_epoch: return the M-step of the last epoch's scaled minibatch
+        statistics averaged uniformly, a_j = (1 - 1/j) a_{j-1} + (1/j) (N/|b|) s_j
+        (every row once; Polyak-Ruppert averaging of the statistics), instead
+        of the last iterate m_step(s_T), which keeps the step sizes' noise.
       log_likelihood: also compute the full-data mean log-likelihood of the
         result (one more pass).
       chunk_size, block_rows: as in ``fit_em``.
@@ -110,11 +119,11 @@ def fit_online(key, model, params, x, *, batch_size: int | None = None, n_epochs
     n_batches = data.n_rows // batch_size
     n_steps = n_epochs * n_batches
     zeros = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), stats)
-    state = OnlineState(jnp.array(0), params, zeros, jnp.full((n_steps,), jnp.nan, data.dtype),
+    state = OnlineState(jnp.array(0), params, zeros, zeros, jnp.full((n_steps,), jnp.nan, data.dtype),
                         jax.random.key_data(key))
     saver = checkpoint_for(checkpoint, checkpoint_every, fit_description(
         model, data.shape, data.dtype, driver="fit_online", n_epochs=n_epochs, batch_size=batch_size,
-        kappa=kappa, t0=t0))
+        kappa=kappa, t0=t0, average_last_epoch=average_last_epoch))
     if saver is not None:
         state = saver.resume(state)
     key = jax.random.wrap_key_data(state.key)
@@ -125,18 +134,21 @@ def fit_online(key, model, params, x, *, batch_size: int | None = None, n_epochs
         for step in range(first, n_steps):
             xb, wb = next(batches)
             rho = 1.0 if step == 0 else (step + t0) ** -kappa
-            params, stats, history = _online_step(model, state.params, state.stats, state.history, xb, wb,
-                                                  jnp.asarray(rho, data.dtype), jnp.asarray(scale, data.dtype),
-                                                  step, chunk_size)
+            j = step - (n_epochs - 1) * n_batches  # the step's index in the last epoch
+            weight = 1.0 / (j + 1) if average_last_epoch and j >= 0 else 0.0
+            params, stats, average, history = _online_step(
+                model, state.params, state.stats, state.average, state.history, xb, wb,
+                *(jnp.asarray(a, data.dtype) for a in (rho, weight, scale)), step, chunk_size)
             jax.block_until_ready(state.history)  # the previous step: at most two in flight, memory O(batch)
-            state = OnlineState(jnp.array(step + 1), params, stats, history, state.key)
+            state = OnlineState(jnp.array(step + 1), params, stats, average, history, state.key)
             if saver is not None:
                 saver.save(state, step + 1)
     if saver is not None:
         saver.save(state)
-    check_finite_params(state.params)
-    final = data.mean_log_likelihood(state.params, chunk_size, block_rows) if log_likelihood else None
-    return OnlineResult(state.params, state.history, final, n_steps)
+    params = _m_step(model, state.average) if average_last_epoch else state.params
+    check_finite_params(params)
+    final = data.mean_log_likelihood(params, chunk_size, block_rows) if log_likelihood else None
+    return OnlineResult(params, state.history, final, n_steps)
 
 
 def check_online_args(x, batch_size, n_epochs, kappa, t0, chunk_size, block_rows):
@@ -163,12 +175,17 @@ def check_finite_params(params) -> None:
 
 
 @functools.partial(jax.jit, static_argnames=("model", "chunk_size"))
-def _online_step(model, params, running, history, xb, wb, rho, scale, step, chunk_size):
-    """One step of stepwise EM on minibatch rows xb (n, D) with weights wb (n,)."""
+def _online_step(model, params, running, average, history, xb, wb, rho, weight, scale, step, chunk_size):
+    """One step of stepwise EM on minibatch rows xb (n, D) with weights wb (n,); the last epoch's average
+    takes the minibatch's statistics with ``weight`` (1/j, or 0)."""
     stats, total = accumulate(model, params, *to_chunks(xb, scale * wb, chunk_size))
+    average = blend_stats(model, average, stats, weight)
     stats = blend_stats(model, running, stats, rho)
     mean = total / (scale * jnp.sum(wb))
-    return model.m_step(stats), stats, history.at[step].set(mean)
+    return model.m_step(stats), stats, average, history.at[step].set(mean)
+
+
+_m_step = jax.jit(lambda model, stats: model.m_step(stats), static_argnums=0)
 
 
 class OnlineData:
