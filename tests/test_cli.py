@@ -25,6 +25,7 @@ EXPECTED_HEADINGS = [
     "## 8. EM against gradient ascent on the ELBO",
     "## 9. Spectral clustering: two moons",
     "## 10. A variational autoencoder on the digits",
+    "## 11. Online EM against minibatch gradient ascent",
 ]
 EXPECTED_IMAGES = [
     "gmm_samples.png",
@@ -37,6 +38,7 @@ EXPECTED_IMAGES = [
     "em_vs_gradient.png",
     "spectral_moons.png",
     "vae_digits.png",
+    "online_em.png",
 ]
 
 

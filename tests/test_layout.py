@@ -143,9 +143,9 @@ PUBLIC = {name: names.split() for name, names in {
     "jaxmix": """CentroidStats ComparisonResult ConvergenceWarning EMResult ExponentialMixture
         ExponentialMixtureParams ExponentialMixtureUnconstrained ExponentialStats Family FitResult
         FuzzyCMeans FuzzyCMeansParams GaussianMixture GaussianMixtureParams GaussianMixtureUnconstrained
-        GaussianStats GradientResult KMeans KMeansParams ModelSelection OnlineResult SpectralResult VAE
-        VAEParams combine_stats compare_fits default_optimizers e_step elbo fit fit_em fit_gradient fit_online
-        global_rows indicator_matrix
+        GaussianStats GradientResult KMeans KMeansParams ModelSelection OnlineResult SpectralResult
+        StochasticComparison VAE VAEParams combine_stats compare_fits compare_stochastic default_optimizers e_step
+        elbo fit fit_em fit_gradient fit_online global_rows indicator_matrix
         initialize knn_affinity laplacian m_step_gradient normalized_cut protocol ratio_cut rbf_affinity
         select_components spectral_clustering spectral_embedding vae""",
     "jaxmix.mixtures": """ExponentialMixture ExponentialMixtureParams ExponentialMixtureUnconstrained
@@ -153,8 +153,8 @@ PUBLIC = {name: names.split() for name, names in {
         Mixture""",
     "jaxmix.clustering": "CentroidModel CentroidStats FuzzyCMeans FuzzyCMeansParams KMeans KMeansParams",
     "jaxmix.inference": """ComparisonResult ConvergenceWarning EMResult FitResult GradientResult
-        ModelSelection OnlineResult compare_fits default_optimizers e_step elbo fit fit_em fit_gradient
-        fit_online global_rows initialize m_step_gradient select_components""",
+        ModelSelection OnlineResult StochasticComparison compare_fits compare_stochastic default_optimizers e_step
+        elbo fit fit_em fit_gradient fit_online global_rows initialize m_step_gradient select_components""",
     "jaxmix.protocol": """ColumnFamily Combinable Family LogJoint ParameterCount Stepwise ToleranceScale
         Unconstrained combine_stats require""",
     "jaxmix.spectral": """AFFINITIES ALGORITHMS BANDWIDTH_NEIGHBORS DENSE_EIGH_MAX LAPLACIANS METHODS MODES

@@ -11,7 +11,7 @@ Figures need matplotlib (``pip install "jaxmix[examples]"``), imported lazily; t
 Modules: ``plotting`` (figure helpers, ``MissingExtraError``), ``data`` (fold_in tags, the example
 models and data, section 5's fit, label matching), one per section or group of sections
 (``gaussian`` 1 to 3, ``exponential`` 4, ``em_fit`` 5, ``centroids`` 6, ``model_selection`` 7,
-``comparison`` 8, ``moons`` 9, ``digits`` 10) and ``report`` (``SECTIONS``, ``run``).
+``comparison`` 8, ``moons`` 9, ``digits`` 10, ``online`` 11) and ``report`` (``SECTIONS``, ``run``).
 """
 
 from jaxmix.demo.centroids import kmeans_and_fuzzy
@@ -22,6 +22,7 @@ from jaxmix.demo.exponential import exponential_mixture
 from jaxmix.demo.gaussian import gaussian_density, gaussian_posterior, gaussian_samples
 from jaxmix.demo.model_selection import choosing_k
 from jaxmix.demo.moons import spectral_moons
+from jaxmix.demo.online import online_em_versus_minibatch
 from jaxmix.demo.plotting import MissingExtraError
 from jaxmix.demo.report import SECTIONS, run
 
@@ -36,6 +37,7 @@ __all__ = [
     "gaussian_posterior",
     "gaussian_samples",
     "kmeans_and_fuzzy",
+    "online_em_versus_minibatch",
     "run",
     "spectral_moons",
     "variational_autoencoder",

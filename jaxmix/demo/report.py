@@ -14,6 +14,7 @@ from jaxmix.demo.exponential import exponential_mixture
 from jaxmix.demo.gaussian import gaussian_density, gaussian_posterior, gaussian_samples
 from jaxmix.demo.model_selection import choosing_k
 from jaxmix.demo.moons import spectral_moons
+from jaxmix.demo.online import online_em_versus_minibatch
 from jaxmix.demo.plotting import require_matplotlib
 
 _IMAGE_LINK = re.compile(r"!\[[^\]]*\]\(([^)\s]+)\)")
@@ -29,6 +30,7 @@ SECTIONS = [
     ("EM against gradient ascent", em_versus_gradient),
     ("Spectral clustering of two moons", spectral_moons),
     ("Variational autoencoder", variational_autoencoder),
+    ("Online EM against minibatch gradient ascent", online_em_versus_minibatch),
 ]
 
 

@@ -1,5 +1,5 @@
 """Drivers written once against the family protocol (``jaxmix.protocol``): EM, initialization,
-restarts, gradient fitting, the ELBO, model selection, and the EM-versus-gradient comparison."""
+restarts, gradient fitting, the ELBO, model selection, and the EM-versus-gradient comparisons."""
 
 from jaxmix.inference.compare import ComparisonResult, compare_fits, default_optimizers
 from jaxmix.inference.driver import fit_em
@@ -11,6 +11,7 @@ from jaxmix.inference.online import OnlineResult, fit_online
 from jaxmix.inference.restarts import FitResult, fit
 from jaxmix.inference.selection import ModelSelection, select_components
 from jaxmix.inference.sharding import global_rows
+from jaxmix.inference.stochastic import StochasticComparison, compare_stochastic
 
 __all__ = [
     "ComparisonResult",
@@ -20,7 +21,9 @@ __all__ = [
     "GradientResult",
     "ModelSelection",
     "OnlineResult",
+    "StochasticComparison",
     "compare_fits",
+    "compare_stochastic",
     "default_optimizers",
     "e_step",
     "elbo",

@@ -16,7 +16,9 @@ starts in its own compiled call, and records per method and start:
 - the compile time and the steady wall time per iteration.
 
 Everything comes back as NumPy arrays with a leading method axis, ready to
-plot; ``ComparisonResult.to_markdown`` renders the summary table.
+plot; ``ComparisonResult.to_markdown`` renders the summary table. Methods that see
+a minibatch at a time (online EM, minibatch optax steps) are compared per epoch by
+``jaxmix.inference.stochastic.compare_stochastic``.
 """
 
 from __future__ import annotations
