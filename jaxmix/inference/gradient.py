@@ -19,7 +19,7 @@ import optax
 from jax.scipy.special import logsumexp
 
 from jaxmix import _validation as v
-from jaxmix.inference.em import fit_weights
+from jaxmix.inference.em import DEFAULT_CHUNK_SIZE, fit_weights, to_chunks
 from jaxmix.inference.lower_bound import check_mixture, check_responsibilities, elbo_of_log_joint
 from jaxmix.protocol import Unconstrained, require
 
@@ -78,11 +78,13 @@ def fit_gradient(key, model, params, x, optimizer: optax.GradientTransformation,
       optimizer: any optax ``GradientTransformation``; ``optax.lbfgs`` and other
         transformations that take ``value``, ``grad`` and ``value_fn`` get them.
       n_steps: optimizer steps, run by one ``lax.scan`` inside one jit.
-      batch_size: if given, each step uses a minibatch of this many points drawn
-        without replacement; otherwise the full batch.
+      batch_size: if given, each step uses a minibatch of this many points:
+        epoch e visits the rows in the order ``permutation(fold_in(key, e), N)``
+        in floor(N / batch_size) minibatches, as ``fit_online`` does; otherwise
+        the full batch.
       sample_weight: optional non-negative (N,) weights.
       history_stride: with minibatches, evaluate the full-data log-likelihood
-        every this many steps (default: once per epoch, ceil(N / batch_size)).
+        every this many steps (default: once per epoch, floor(N / batch_size)).
 
     Examples:
       >>> import jax, jax.numpy as jnp, optax
@@ -105,7 +107,7 @@ def fit_gradient(key, model, params, x, optimizer: optax.GradientTransformation,
         batch_size = v.check_positive_int("batch_size", batch_size)
         if batch_size > x.shape[0]:
             raise ValueError(f"batch_size must be at most the number of points {x.shape[0]}, got {batch_size}.")
-        stride = -(-x.shape[0] // batch_size) if history_stride is None else history_stride
+        stride = x.shape[0] // batch_size if history_stride is None else history_stride
         stride = check_steps("history_stride", stride)
     else:
         stride = 1
@@ -117,15 +119,32 @@ def fit_gradient(key, model, params, x, optimizer: optax.GradientTransformation,
 def run_gradient(key, model, params, x, weights, optimizer, n_steps, batch_size, stride):
     """The unchecked, compiled loop behind ``fit_gradient``."""
     optimizer = optax.with_extra_args_support(optimizer)
-    full_data = functools.partial(mean_log_likelihood, model, x=x, weights=weights)
+    xb, wb = to_chunks(x, weights, DEFAULT_CHUNK_SIZE)
+
+    def full_data(u):
+        """The weighted mean log-likelihood of all rows at u, chunk by chunk (one (K, N) pass is slow at
+        large N)."""
+        current = model.from_unconstrained(u)
+
+        def add_chunk(total, chunk):
+            rows, w = chunk
+            return total + jnp.sum(w * logsumexp(model.log_joint(current, rows), axis=1)), None
+
+        return jax.lax.scan(add_chunk, jnp.zeros((), x.dtype), (xb, wb))[0] / jnp.sum(weights)
+
     u = model.to_unconstrained(params)
 
-    def step(carry, step_key):
-        u, state, i = carry
+    n_batches = 1 if batch_size is None else x.shape[0] // batch_size
+
+    def step(carry, _):
+        u, state, i, order = carry
         if batch_size is None:
             batch = (x, weights)
-        else:
-            index = jax.random.choice(step_key, x.shape[0], (batch_size,), replace=False)
+        else:  # epoch e visits the rows in the order permutation(fold_in(key, e), N), as fit_online does
+            epoch, b = jnp.divmod(i, n_batches)
+            shuffled = lambda: jax.random.permutation(jax.random.fold_in(key, epoch), x.shape[0]).astype(order.dtype)
+            order = jax.lax.cond(b == 0, shuffled, lambda: order)
+            index = jax.lax.dynamic_slice(order, (b * batch_size,), (batch_size,))
             batch = (x[index], weights[index])
         loss = lambda u: -mean_log_likelihood(model, u, *batch)
         value, grad = jax.value_and_grad(loss)(u)
@@ -134,10 +153,10 @@ def run_gradient(key, model, params, x, weights, optimizer, n_steps, batch_size,
             recorded = -value
         else:
             recorded = jax.lax.cond(i % stride == 0, lambda: full_data(u), lambda: jnp.array(jnp.nan, x.dtype))
-        return (optax.apply_updates(u, updates), state, i + 1), recorded
+        return (optax.apply_updates(u, updates), state, i + 1, order), recorded
 
-    step_keys = None if batch_size is None else jax.random.split(key, n_steps)
-    (u, _, _), history = jax.lax.scan(step, (u, optimizer.init(u), 0), step_keys, length=n_steps)
+    order = jnp.zeros(0 if batch_size is None else x.shape[0], jnp.int32)
+    (u, _, _, _), history = jax.lax.scan(step, (u, optimizer.init(u), 0, order), None, length=n_steps)
     return GradientResult(model.from_unconstrained(u), full_data(u), history)
 
 
