@@ -50,6 +50,7 @@ import sys
 import time
 
 import numpy as np
+from bench_em import CompileClock, timed  # this directory is on sys.path when a script here runs
 
 TOLERANCE = 1e-3  # nats per point: the issue's target
 MAX_EPOCHS = 3
@@ -86,37 +87,6 @@ def parse_args(argv=None):
     if args.repeats < 1:
         p.error("--repeats must be >= 1")
     return args
-
-
-def timed(fn):
-    """(wall seconds of fn() with its JAX result ready, the result)."""
-    import jax
-
-    start = time.perf_counter()
-    out = jax.block_until_ready(fn())
-    return time.perf_counter() - start, out
-
-
-class CompileClock:
-    """Seconds of XLA compilation, summed from ``jax.monitoring`` events (as in bench_em.py)."""
-
-    EVENT = "/jax/core/compile/backend_compile_duration"
-
-    def __init__(self):
-        import jax.monitoring
-
-        self.total = 0.0
-        jax.monitoring.register_event_duration_secs_listener(self._on_event)
-
-    def _on_event(self, event, duration, **kwargs):
-        if event == self.EVENT:
-            self.total += duration
-
-    def first_call(self, fn):
-        """(XLA compile seconds of a first call of fn, its result)."""
-        before = self.total
-        _, out = timed(fn)
-        return self.total - before, out
 
 
 # --------------------------------------------------------------------------- data
@@ -175,10 +145,10 @@ def target_table(args, problem):
                     t0=DEFAULT_T0 if args.t0 is None else args.t0)
     log(f"batch EM and online EM {settings} at N = {problem.n}: first calls (compile)")
     clock = CompileClock()
-    em_compile, em = clock.first_call(problem.batch_em)
+    _, _, em_compile, em = clock.first_call(problem.batch_em)
     online_compile = {}
     for e in range(1, MAX_EPOCHS + 1):
-        online_compile[e], _ = clock.first_call(lambda e=e: problem.online(e, **settings))
+        _, _, online_compile[e], _ = clock.first_call(lambda e=e: problem.online(e, **settings))
     em_times, online_times = [], {e: [] for e in online_compile}
     for r in range(args.repeats):  # interleaved
         log(f"  repeat {r + 1}/{args.repeats}")
