@@ -6,6 +6,7 @@ results are NamedTuple pytrees; every method is a pure function of
 """
 
 from jaxmix import protocol, vae
+from jaxmix._version import __version__ as __version__
 from jaxmix.clustering import CentroidStats, FuzzyCMeans, FuzzyCMeansParams, KMeans, KMeansParams
 from jaxmix.inference import (
     ComparisonResult,
@@ -40,6 +41,7 @@ from jaxmix.mixtures import (
     GaussianMixtureUnconstrained,
     GaussianStats,
 )
+from jaxmix.persistence import load, save
 from jaxmix.protocol import Family, combine_stats
 from jaxmix.spectral import (
     SpectralResult,
@@ -95,15 +97,16 @@ __all__ = [
     "initialize",
     "knn_affinity",
     "laplacian",
+    "load",
     "m_step_gradient",
     "normalized_cut",
     "protocol",
     "ratio_cut",
     "rbf_affinity",
+    "save",
     "select_components",
     "spectral_clustering",
     "spectral_embedding",
     "vae",
 ]
 
-__version__ = "0.1.0"

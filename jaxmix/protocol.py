@@ -191,8 +191,10 @@ class ColumnFamily:
     """
 
     def check(self, params, x):
+        """Checked ``(params, x)``; either may be None to check the other alone (``jaxmix.load`` checks
+        the parameters it reads so)."""
         params = None if params is None else self._check_params(params)
-        return params, self._check_x(x, params)
+        return params, None if x is None else self._check_x(x, params)
 
     def summarize(self, params, x, weights):
         return self._summarize(params, x.T, weights)

@@ -1,50 +1,56 @@
-"""Saved parameter files: exact paths, atomic replacement, and damaged or forged files as clear ValueErrors.
+"""The file format under ``jaxmix.save``: exact trees and paths, atomic replacement, and damaged, foreign or
+forged files as ValueErrors naming the path. Forged files run under a deadline, so that a hang fails.
 
-The generic tests use a small tree {"layers": (n arrays), "scale": array} whose structure is {"n": n}; the
-forged-header tests also run ``vae.load``, each under a deadline so that a hang fails instead of stalling.
+The tests use a small tree of every node kind the format knows (``TREE``); ``tests/test_persistence.py``
+covers the models.
 """
 
 import contextlib
-import functools
+import dataclasses
 import io
 import json
 import os
 import re
 import signal
 import zipfile
+from typing import NamedTuple
 
 import jax
 import numpy as np
 import pytest
 
-from jaxmix import _pytree_io, vae
-
-TAG = "test/1"
-TREE = {"layers": (np.arange(6.0).reshape(2, 3), np.ones(4, np.float32)), "scale": np.float64(2.5)}
-STRUCTURE = {"format": TAG, "n": 2}
-ARRAYS = dict(zip(_pytree_io.leaf_names(TREE), jax.tree_util.tree_leaves(TREE)))  # the file's arrays
+from jaxmix import _pytree_io
 
 
-@functools.cache
-def vae_params():
-    """Parameters of test_vae's SMALL model, whose functions the suite compiles once."""
-    model = vae.VAE(4, 2, hidden_sizes=(16,), n_components=3, prior_covariance="full")
-    return vae.init(jax.random.key(0), model)
+class Pair(NamedTuple):
+    left: object
+    right: object
 
 
-def template(structure):
-    return {"layers": tuple(0 for _ in range(structure["n"])), "scale": 0}
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    values: object
+    name: str
+    scale: float | None
+
+
+TYPES = {"Pair": Pair, "Settings": Settings}
+TREE = {"layers": (np.arange(6.0).reshape(2, 3), np.ones(4, np.float32)), "scale": np.float64(2.5),
+        "pair": Pair(np.array([1, 2], np.int8), [None, True, 3, "text", np.zeros((0, 2), np.uint16)]),
+        "settings": Settings(np.array([[1 + 2j]]), "name", None)}
 
 
 def load(path):
-    return _pytree_io.load(path, template, tag=TAG, what="test file")
+    return _pytree_io.load(path, TYPES, what="test file")
 
 
 def assert_same(tree, expected):
-    """Same structure, and leaves with equal values and dtypes."""
+    """Same structure and node classes, Python scalars equal, and leaves with equal values and dtypes."""
     assert jax.tree_util.tree_structure(tree) == jax.tree_util.tree_structure(expected)
+    assert _pytree_io.node_types(tree) == _pytree_io.node_types(expected)
     for leaf, want in zip(jax.tree_util.tree_leaves(tree), jax.tree_util.tree_leaves(expected)):
-        assert leaf.dtype == np.asarray(want).dtype
+        assert type(leaf) is (np.ndarray if isinstance(want, (np.ndarray, np.generic)) else type(want))
+        assert np.asarray(leaf).dtype == np.asarray(want).dtype
         np.testing.assert_array_equal(leaf, want)
 
 
@@ -70,34 +76,50 @@ def write_npz(path, **arrays):
 
 def good_file(tmp_path):
     path = tmp_path / "good.npz"
-    _pytree_io.save(path, TREE, STRUCTURE, template)
+    _pytree_io.save(path, TREE, {"owner": "test"})
     return path
 
 
-def test_round_trip_writes_exactly_the_path(tmp_path):
+def file_parts(path):
+    """(header, arrays) of a saved file, to forge variants of it."""
+    with np.load(path) as data:
+        arrays = dict(data)
+    return json.loads(str(arrays.pop("__jaxmix__"))), arrays
+
+
+def test_round_trip_writes_exactly_the_path_and_every_node_kind(tmp_path):
     path = tmp_path / "model.bin"
-    _pytree_io.save(path, TREE, STRUCTURE, template)
+    _pytree_io.save(path, TREE, {"owner": "test"})
     assert os.listdir(tmp_path) == ["model.bin"]  # no .npz added, no temporary file left
-    tree, structure = load(path)
-    assert structure == STRUCTURE
+    tree, header = load(path)
     assert_same(tree, TREE)
+    assert header["owner"] == "test" and header["format"] == "jaxmix" and header["format_version"] == 1
+    assert header["jaxmix_version"] == __import__("jaxmix").__version__
+    with np.load(path, allow_pickle=False) as data:  # one plain array per leaf, named by its path
+        assert sorted(data.files) == sorted(["__jaxmix__", "['layers'][0]", "['layers'][1]", "['scale']",
+                                             "['pair'].left", "['pair'].right[4]", "['settings'].values"])
+    assert_same(_pytree_io.load(_save(tmp_path, np.arange(3)), {})[0], np.arange(3))  # a bare array
 
 
-def test_vae_round_trip_with_another_suffix(tmp_path):
-    params = vae_params()
-    vae.save(tmp_path / "model.bin", params)
-    assert os.listdir(tmp_path) == ["model.bin"]
-    loaded = vae.load(tmp_path / "model.bin")
-    for leaf, want in zip(jax.tree_util.tree_leaves(loaded), jax.tree_util.tree_leaves(params)):
-        assert isinstance(leaf, jax.Array) and leaf.dtype == want.dtype
-        np.testing.assert_array_equal(leaf, want)
+def _save(tmp_path, tree):
+    path = tmp_path / "tree.npz"
+    _pytree_io.save(path, tree, {})
+    return path
+
+
+def test_what_cannot_be_saved_is_refused_before_writing(tmp_path):
+    for tree, message in [({"a": np.array(object())}, r"\['a'\] is not a numeric array"),
+                          ({1: np.ones(2)}, "keys that are not strings"),
+                          ({"f": len}, r"cannot save \['f'\] of type builtin_function_or_method"),
+                          ({"key": jax.random.key(0)}, "typed PRNG key; save jax.random.key_data")]:
+        with pytest.raises(TypeError, match=message):
+            _save(tmp_path, tree)
+    assert os.listdir(tmp_path) == []
 
 
 def test_a_failing_save_keeps_the_previous_file(tmp_path, monkeypatch):
     path = good_file(tmp_path)
     before = path.read_bytes()
-    with pytest.raises(TypeError, match=r"\['scale'\] is not a numeric array"):  # refused before writing
-        _pytree_io.save(path, {**TREE, "scale": np.array(object())}, STRUCTURE, template)
 
     def fail_midway(file, **arrays):
         file.write(b"PK\x03\x04 half an archive")
@@ -105,9 +127,7 @@ def test_a_failing_save_keeps_the_previous_file(tmp_path, monkeypatch):
 
     monkeypatch.setattr(np, "savez", fail_midway)
     with pytest.raises(OSError, match="No space left"):
-        _pytree_io.save(path, TREE, STRUCTURE, template)
-    with pytest.raises(OSError, match="No space left"):
-        vae.save(path, vae_params())
+        _pytree_io.save(path, TREE, {})
     monkeypatch.undo()
     assert path.read_bytes() == before and os.listdir(tmp_path) == ["good.npz"]
     assert_same(load(path)[0], TREE)
@@ -117,11 +137,9 @@ def test_directory_and_missing_paths(tmp_path):
     folder = tmp_path / "folder"
     folder.mkdir()
     with pytest.raises(ValueError, match=re.escape(f"path '{folder}' is a directory")):
-        _pytree_io.save(folder, TREE, STRUCTURE, template)
+        _pytree_io.save(folder, TREE, {})
     with pytest.raises(ValueError, match="is a directory"):
-        vae.save(folder, vae_params())
-    with pytest.raises(ValueError, match="is a directory"):
-        vae.load(folder)
+        load(folder)
     assert os.listdir(tmp_path) == ["folder"] and os.listdir(folder) == []
     with pytest.raises(FileNotFoundError):
         load(tmp_path / "missing.npz")
@@ -146,41 +164,47 @@ def test_empty_truncated_and_corrupt_files_raise_value_errors_naming_the_path(tm
 
 
 def test_bad_headers_raise_value_errors(tmp_path):
+    header, arrays = file_parts(good_file(tmp_path))
     path = tmp_path / "bad.npz"
-    for header, message in [(np.array("{not json"), "Expecting property name"),
-                            (np.array(json.dumps([1, 2])), r"format \[1, 2\]"),
-                            (np.array(json.dumps({**STRUCTURE, "format": "other/1"})), "'other/1'; expected"),
-                            (np.arange(3.0), "not a JSON string"),
-                            (np.array("[" * 100_000), "recursion"),
-                            (np.array(json.dumps({**STRUCTURE, "n": [2]})), "JSON scalars"),
-                            (np.array(json.dumps({**STRUCTURE, "n": -1})), r"lie in \[0, 3\]")]:
-        write_npz(path, __structure__=header, **ARRAYS)
+    for entry, message in [(np.array("{not json"), "Expecting property name"),
+                           (np.array(json.dumps([1, 2])), r"format \[1, 2\]"),
+                           (np.array(json.dumps({**header, "format": "other"})), "'other'; expected 'jaxmix'"),
+                           (np.arange(3.0), "not a JSON string"),
+                           (np.array("[" * 100_000), "recursion"),
+                           (np.array(json.dumps({**header, "format_version": "1"})), "'1' is not a positive"),
+                           (np.array(json.dumps({**header, "format_version": 2, "jaxmix_version": "9.0"})),
+                            r"format version 2, written by jaxmix 9.0; .* reads up to version 1: upgrade")]:
+        write_npz(path, __jaxmix__=entry, **arrays)
         with pytest.raises(ValueError, match=f"{re.escape(str(path))} is not a test file: .*{message}"):
             load(path)
+    write_npz(path, **arrays)
+    with pytest.raises(ValueError, match="no '__jaxmix__' entry, so it was not written by jaxmix"):
+        load(path)
     np.save(tmp_path / "single.npy", np.ones(3))
     with pytest.raises(ValueError, match="single array"):
         load(tmp_path / "single.npy")
-    pickled = np.array([object()])
-    write_npz(path, __structure__=np.array(json.dumps(STRUCTURE)), **{**ARRAYS, "['scale']": pickled})
+    write_npz(path, __jaxmix__=np.array(json.dumps(header)), **{**arrays, "['scale']": np.array([object()])})
     with pytest.raises(ValueError, match="Object arrays cannot be loaded"):  # never unpickled
         load(path)
 
 
-def test_forged_counts_are_refused_before_building_anything(tmp_path):
+def test_forged_structures_are_refused(tmp_path):
+    header, arrays = file_parts(good_file(tmp_path))
+    tree = header["tree"]["dict"]
     path = tmp_path / "forged.npz"
-    write_npz(path, __structure__=np.array(json.dumps({**STRUCTURE, "n": 10**9})), **ARRAYS)
-    with deadline(5), pytest.raises(ValueError, match=r"'n' is 1000000000, but counts must lie in \[0, 3\]"):
-        load(path)
-    good = tmp_path / "vae.npz"
-    vae.save(good, vae_params())
-    with np.load(good) as data:
-        arrays = dict(data)
-    structure = json.loads(str(arrays.pop("__structure__")))
-    for key in ("encoder", "decoder"):
-        write_npz(path, __structure__=np.array(json.dumps({**structure, key: 10**9})), **arrays)
-        message = f"{re.escape(str(path))} is not a VAE parameter file.*'{key}' is 1000000000"
-        with deadline(5), pytest.raises(ValueError, match=message):
-            vae.load(path)
+    pair = tree["pair"]
+    for forged, message in [
+            ({**tree, "pair": {**pair, "namedtuple": "os.system"}}, "names the class 'os.system', which is not"),
+            ({**tree, "pair": {**pair, "fields": {"right": pair["fields"]["right"], "left": "array"}}},
+             r"Pair at \['pair'\] has the fields \['right', 'left'\]; this jaxmix's has \['left', 'right'\]"),
+            ({**tree, "extra": "array"}, r"lacks the array \['extra'\]"),
+            ({key: value for key, value in tree.items() if key != "scale"},
+             r"arrays its structure does not name: \[\"\['scale'\]\"\]"),
+            ({**tree, "scale": {"scalar": [1]}}, r"structure at \['scale'\] is malformed"),
+            ({**tree, "scale": 7}, r"structure at \['scale'\] is malformed")]:
+        write_npz(path, __jaxmix__=np.array(json.dumps({**header, "tree": {"dict": forged}})), **arrays)
+        with deadline(5), pytest.raises(ValueError, match=f"{re.escape(str(path))} is not a test file: .*{message}"):
+            load(path)
 
 
 def test_forged_array_sizes_are_refused_before_allocating(tmp_path):
@@ -194,3 +218,18 @@ def test_forged_array_sizes_are_refused_before_allocating(tmp_path):
     path.write_bytes(archive.getvalue())
     with deadline(5), pytest.raises(ValueError, match=r"declare \d+ bytes, more than the file's"):
         load(path)
+
+
+def test_model_configurations_round_trip_and_forged_ones_are_refused():
+    config = _pytree_io.encode_config(Settings((1, 2.5), "a", None))
+    assert json.loads(json.dumps(config)) == {"class": "Settings", "fields": {"values": [1, 2.5], "name": "a",
+                                                                              "scale": None}}
+    assert _pytree_io.decode_config(json.loads(json.dumps(config)), TYPES) == Settings((1, 2.5), "a", None)
+    with pytest.raises(TypeError, match="is not a JSON scalar"):
+        _pytree_io.encode_config(Settings(np.ones(2), "a", None))
+    with pytest.raises(TypeError, match="must be a dataclass"):
+        _pytree_io.encode_config(Pair(1, 2))
+    with pytest.raises(ValueError, match="cannot be built"):
+        _pytree_io.decode_config({"class": "Settings", "fields": {"value": 1}}, TYPES)
+    with pytest.raises(ValueError, match="not one of the classes"):
+        _pytree_io.decode_config({"class": "Other", "fields": {}}, TYPES)

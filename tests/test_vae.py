@@ -9,6 +9,7 @@ With W = U diag(s) (U orthonormal columns) M is diagonal, so an affine encoder w
 variances represents the exact posterior, and ELBO(q) = log p(x) - KL(q || p(z | x)) exactly.
 """
 
+import dataclasses
 import functools
 import json
 import re
@@ -22,6 +23,7 @@ import pytest
 from scipy import stats
 from scipy.special import logsumexp as np_logsumexp
 
+import jaxmix
 from jaxmix import vae
 from jaxmix.mixtures.gaussian import GaussianMixtureUnconstrained
 from jaxmix.vae import training
@@ -326,13 +328,15 @@ def test_save_load_round_trip(tmp_path, model):
             np.testing.assert_array_equal(model.prior_mixture.from_unconstrained(params.prior).covariances,
                                           np.broadcast_to(np.eye(2), (3, 2, 2)))
         path = tmp_path / "params.npz"
-        vae.save(path, params)
-        loaded = vae.load(path, model)
+        jaxmix.save(path, model, params)
+        loaded_model, loaded = jaxmix.load(path, model)
+        assert loaded_model == model
         chex.assert_trees_all_equal(loaded, params, strict=True)  # values, shapes and dtypes
         assert jax.tree_util.tree_structure(loaded) == jax.tree_util.tree_structure(params)
         with np.load(path, allow_pickle=False) as data:  # plain arrays only
             assert all(data[name].dtype != object for name in data.files)
-            assert json.loads(str(data["__structure__"]))["prior"] == (model.n_components and "full")
+            fields = {**dataclasses.asdict(model), "hidden_sizes": list(model.hidden_sizes)}  # JSON lists
+            assert json.loads(str(data["__jaxmix__"]))["model"] == {"class": "VAE", "fields": fields}
         # Identical parameters give identical outputs (with shapes other tests compile anyway).
         if model is SMALL:
             for a, b in zip(vae.sample(KEYS[0], model, loaded, 6000), vae.sample(KEYS[0], model, params, 6000)):
@@ -344,31 +348,29 @@ def test_save_load_round_trip(tmp_path, model):
 
 def test_load_rejects_wrong_structure(tmp_path):
     good = tmp_path / "good.npz"
-    vae.save(good, vae.init(jax.random.key(0), SMALL))
+    jaxmix.save(good, SMALL, vae.init(jax.random.key(0), SMALL))
     with np.load(good) as data:
         arrays = dict(data)
+    header = json.loads(str(arrays["__jaxmix__"]))
     np.savez(tmp_path / "plain.npz", weights=np.ones(3))
-    with pytest.raises(ValueError, match="not a VAE parameter file"):
-        vae.load(tmp_path / "plain.npz")
-    np.savez(tmp_path / "missing.npz", **{k: a for k, a in arrays.items() if k != ".prior.means"})
-    with pytest.raises(ValueError, match=r"missing \['.prior.means'\]"):
-        vae.load(tmp_path / "missing.npz")
-    np.savez(tmp_path / "chain.npz", **{**arrays, ".decoder[1].weights": np.ones((7, 4))})
+    with pytest.raises(ValueError, match="not a jaxmix file: it has no '__jaxmix__' entry"):
+        jaxmix.load(tmp_path / "plain.npz")
+    np.savez(tmp_path / "missing.npz", **{k: a for k, a in arrays.items() if k != "['params'].prior.means"})
+    with pytest.raises(ValueError, match=r"lacks the array \['params'\].prior.means"):
+        jaxmix.load(tmp_path / "missing.npz")
+    np.savez(tmp_path / "chain.npz", **{**arrays, "['params'].decoder[1].weights": np.ones((7, 4), np.float32)})
     with pytest.raises(ValueError, match=r"decoder\[1\].weights must have shape \(16, 4\)"):
-        vae.load(tmp_path / "chain.npz")
-    structure = json.loads(str(arrays["__structure__"]))
-    np.savez(tmp_path / "tied.npz", **{**arrays, "__structure__": np.array(json.dumps({**structure, "prior": "tied"}))})
-    with pytest.raises(ValueError, match=r"malformed.*'tied'"):
-        vae.load(tmp_path / "tied.npz")
-    np.savez(tmp_path / "diag.npz", **{**arrays, "__structure__": np.array(json.dumps({**structure, "prior": "diag"}))})
-    with pytest.raises(ValueError, match=r"prior.covariances must have shape \(3, 2\)"):
-        vae.load(tmp_path / "diag.npz")
-    with pytest.raises(ValueError, match="must have shape"):
-        vae.load(good, vae.VAE(4, 2, hidden_sizes=(9,), n_components=3, prior_covariance="full"))
-    with pytest.raises(ValueError, match=r"prior.covariances must have shape \(3, 2\)"):
-        vae.load(good, vae.VAE(4, 2, hidden_sizes=(16,), n_components=3))  # a diag prior
-    with pytest.raises(ValueError, match="params do not match model"):
-        vae.load(good, vae.VAE(4, 2, hidden_sizes=(16,)))
+        jaxmix.load(tmp_path / "chain.npz")
+    for prior, message in [("tied", "cannot be built.*prior_covariance"),
+                           ("diag", r"prior.covariances must have shape \(3, 2\)")]:
+        forged = {**header, "model": {**header["model"], "fields": {**header["model"]["fields"],
+                                                                    "prior_covariance": prior}}}
+        np.savez(tmp_path / "forged.npz", **{**arrays, "__jaxmix__": np.array(json.dumps(forged))})
+        with pytest.raises(ValueError, match=message):
+            jaxmix.load(tmp_path / "forged.npz")
+    other = vae.VAE(4, 2, hidden_sizes=(9,), n_components=3, prior_covariance="full")
+    with pytest.raises(ValueError, match=re.escape(f"{good}: it holds {SMALL}, not {other}")):
+        jaxmix.load(good, other)
 
 
 def test_bad_input_raises_naming_the_argument():

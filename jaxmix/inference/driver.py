@@ -92,8 +92,8 @@ def fit_em(model, params, x, *, max_iter: int = 100, tol: float = 1e-3, sample_w
     params, x = model.check(params, x)
     x, weights = fit_data(model, x, sample_weight, rows)
     params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, x.dtype), params)
-    saver = checkpoint_for(checkpoint, checkpoint_every, fit_description(model, x.shape, x.dtype, max_iter=max_iter,
-                                                                             tol=tol))
+    saver = checkpoint_for(checkpoint, checkpoint_every, model,
+                           fit_description(model, x.shape, x.dtype, max_iter=max_iter, tol=tol))
     if saver is None:
         result = em_program(model, params, x, weights, jnp.asarray(tol, x.dtype), max_iter, chunk_size, rows)
     else:
@@ -115,7 +115,7 @@ def fit_em_source(model, params, source: RowSource, *, max_iter, tol, sample_wei
     tol_scaled = tol * tolerance_scale(model, sample, sample_weights)  # a source's scale is its sample's
     total_weight = source.n_rows if weights is None else float(np.sum(weights))
     block_rows = min(block_rows, source.n_rows)
-    saver = checkpoint_for(checkpoint, checkpoint_every,
+    saver = checkpoint_for(checkpoint, checkpoint_every, model,
                            fit_description(model, source.shape, source.dtype, max_iter=max_iter, tol=tol,
                                            block_rows=block_rows))
 

@@ -121,7 +121,7 @@ def fit_online(key, model, params, x, *, batch_size: int | None = None, n_epochs
     zeros = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), stats)
     state = OnlineState(jnp.array(0), params, zeros, zeros, jnp.full((n_steps,), jnp.nan, data.dtype),
                         jax.random.key_data(key))
-    saver = checkpoint_for(checkpoint, checkpoint_every, fit_description(
+    saver = checkpoint_for(checkpoint, checkpoint_every, model, fit_description(
         model, data.shape, data.dtype, driver="fit_online", n_epochs=n_epochs, batch_size=batch_size,
         kappa=kappa, t0=t0, average_last_epoch=average_last_epoch))
     if saver is not None:

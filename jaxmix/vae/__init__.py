@@ -21,10 +21,10 @@ closed form for the N(0, I) prior. Configuration is a frozen, hashable ``VAE``; 
 
 Modules: ``mlp`` (the networks), ``model`` (``VAE``, ``VAEParams``, ``init``, ``encode``, ``decode``),
 ``objectives`` (densities, KL, ELBO, IWAE bound), ``latent`` (``cluster``, ``sample``), ``training``
-(``fit``) and ``io`` (``save``, ``load``); every public name is re-exported here.
+(``fit``); every public name is re-exported here. ``jaxmix.save`` and ``jaxmix.load`` save and load a
+``VAE`` with its ``VAEParams`` or ``VAEFitResult``.
 """
 
-from jaxmix.vae.io import load, save
 from jaxmix.vae.latent import cluster, sample
 from jaxmix.vae.mlp import ACTIVATIONS, Dense, mlp_apply, mlp_init
 from jaxmix.vae.model import DECODERS, PRIOR_COVARIANCES, VAE, VAEParams, decode, encode, init
@@ -48,11 +48,9 @@ __all__ = [
     "gaussian_kl",
     "init",
     "iwae_bound",
-    "load",
     "log_likelihood",
     "log_prior",
     "mlp_apply",
     "mlp_init",
     "sample",
-    "save",
 ]
