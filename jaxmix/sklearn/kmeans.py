@@ -62,7 +62,8 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
         X = check_data(self, X, reset=True)
         weights = check_weights(sample_weight, X)
         model = KMeansFamily(self.n_clusters)
-        n_init = (1 if self.init == "k-means++" else 10) if self.n_init == "auto" else self.n_init
+        random = isinstance(self.init, str) and self.init == "random"
+        n_init = (10 if random else 1) if isinstance(self.n_init, str) and self.n_init == "auto" else self.n_init
         init, n_init, start = centroid_starts(self.init, n_init, X, INIT, KMeansParams)
         best, _ = fit_restarts(model, X, weights, random_state=self.random_state, n_init=n_init, init=init,
                                max_iter=self.max_iter, tol=self.tol, start=start)
