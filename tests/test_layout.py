@@ -7,6 +7,8 @@ Layers (a module may import only from its own or a lower layer):
 
 import ast
 import importlib
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -182,3 +184,10 @@ def test_public_api_is_pinned(name):
     assert sorted(exported) == sorted(pinned), (
         f"{name}.__all__ differs from the pin: added {sorted(set(exported) - set(pinned))}, "
         f"removed {sorted(set(pinned) - set(exported))} (an intended API change updates PUBLIC in this test)")
+
+
+def test_import_jaxmix_does_not_import_sklearn():
+    """scikit-learn is optional (``jaxmix[sklearn]``): only ``import jaxmix.sklearn`` imports it."""
+    code = "import sys, jaxmix; print(sorted(m for m in sys.modules if m.split('.')[0] == 'sklearn'))"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert run.stdout.strip() == "[]", f"import jaxmix imported scikit-learn modules: {run.stdout.strip()}"
