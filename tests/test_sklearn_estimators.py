@@ -3,7 +3,8 @@
 What is checked against what:
 
 - ``Pipeline([StandardScaler(), GaussianMixture(3)])``, ``GridSearchCV`` over n_components and
-  covariance_type (its score the mean log-likelihood), ``clone``, ``joblib.dump``/``load`` of every estimator.
+  covariance_type (its score the mean log-likelihood), ``clone``, and for every estimator
+  ``joblib.dump``/``load`` and ``save``/``load`` (jaxmix's file format): the same fit, bitwise.
 - ``GaussianMixture`` against scikit-learn's from the same start (``weights_init``, ``means_init``,
   ``precisions_init``) on iris and wine, float64, tol 1e-10: means_, covariances_, weights_,
   precisions_cholesky_, lower_bound_, score_samples and bic to 1e-6 relative.
@@ -17,6 +18,10 @@ What is checked against what:
 - The dtype of the fitted attributes: float32 by default, float64 for float64 input with x64.
 """
 
+import copy
+import re
+
+import jax
 import joblib
 import numpy as np
 import pytest
@@ -28,6 +33,7 @@ from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
+import jaxmix
 from jaxmix.sklearn import ExponentialMixture, FuzzyCMeans, GaussianMixture, KMeans, SpectralClustering
 
 IRIS = load_iris().data
@@ -167,17 +173,57 @@ def test_grid_search_over_components_and_covariance_type():
     assert best.score(SMALL) == pytest.approx(np.mean(best.score_samples(SMALL)), rel=1e-6)
 
 
-def test_clone_and_joblib_round_trip(tmp_path):
+@pytest.fixture(scope="module")
+def fitted():
+    """One fitted estimator of each kind, on small data (the GaussianMixture shares the grid search's program)."""
+    return [GaussianMixture(2, covariance_type="diag", random_state=0).fit(SMALL), KMeans(3, random_state=0).fit(SMALL),
+            FuzzyCMeans(3, random_state=0).fit(SMALL), ExponentialMixture(2, random_state=0).fit(IRIS[:, :1]),
+            SpectralClustering(3, random_state=0).fit(SMALL)]
+
+
+def data_for(estimator):
+    return IRIS[:, :1] if isinstance(estimator, ExponentialMixture) else SMALL
+
+
+def assert_same_fit(loaded, estimator):
+    """The same constructor arguments, predictions and fitted attributes, bitwise (a SpectralResult leaf by leaf)."""
+    assert loaded.get_params() == estimator.get_params()
+    np.testing.assert_array_equal(loaded.predict(data_for(loaded)), estimator.predict(data_for(estimator)))
+    names = sorted(name for name in vars(estimator) if name.endswith("_"))
+    assert sorted(name for name in vars(loaded) if name.endswith("_")) == names
+    for name in names:
+        expected = jax.tree_util.tree_leaves(getattr(estimator, name))
+        for actual, value in zip(jax.tree_util.tree_leaves(getattr(loaded, name)), expected, strict=True):
+            np.testing.assert_array_equal(actual, value, err_msg=name)
+
+
+def test_clone_and_joblib_round_trip(fitted, tmp_path):
     # Pickling of every estimator is also scikit-learn's check_estimators_pickle (test_sklearn_checks.py).
-    for estimator, x in [(GaussianMixture(3, random_state=0), SCALED), (ExponentialMixture(2), IRIS[:, :1])]:
-        estimator.fit(x)
+    for estimator in fitted:
         copy = clone(estimator)
         assert copy.get_params() == estimator.get_params() and not hasattr(copy, "n_features_in_")
         path = tmp_path / f"{type(estimator).__name__}.joblib"
         joblib.dump(estimator, path)
-        loaded = joblib.load(path)
-        np.testing.assert_array_equal(loaded.predict(x), estimator.predict(x))
-        np.testing.assert_array_equal(loaded.score_samples(x), estimator.score_samples(x))
+        assert_same_fit(joblib.load(path), estimator)
+
+
+def test_save_and_load_round_trip(fitted, tmp_path):
+    for estimator in fitted:
+        path = tmp_path / f"{type(estimator).__name__}.npz"
+        estimator.save(path)
+        assert_same_fit(type(estimator).load(path), estimator)
+
+
+def test_load_refuses_another_estimator_and_save_a_random_state_object(fitted, tmp_path):
+    path = tmp_path / "kmeans.npz"
+    fitted[1].save(path)
+    with pytest.raises(ValueError, match=re.escape(f"{path}: it holds a KMeans, not a FuzzyCMeans")):
+        FuzzyCMeans.load(path)
+    jaxmix.save(path, jaxmix.KMeans(3), jaxmix.KMeansParams(fitted[1].cluster_centers_))  # no estimator in it
+    with pytest.raises(ValueError, match=re.escape(f"{path}: it holds no estimator, not a jaxmix.sklearn.KMeans")):
+        KMeans.load(path)
+    with pytest.raises(ValueError, match="random_state to be an int or None"):
+        copy.deepcopy(fitted[0]).set_params(random_state=np.random.RandomState(0)).save(path)
 
 
 def test_float32_input_stays_float32_with_x64(x64):

@@ -4,6 +4,8 @@ Needs scikit-learn (``pip install "jaxmix[sklearn]"``); ``import jaxmix`` does n
 Each estimator validates with scikit-learn's own utilities, fits through jaxmix's drivers (``jaxmix.fit``,
 ``jaxmix.fit_em``, ``jaxmix.spectral_clustering``), keeps its fitted state in NumPy attributes with a
 trailing underscore, and passes scikit-learn's ``parametrize_with_checks`` (tests/test_sklearn_checks.py).
+Estimators pickle, as scikit-learn's do, and also ``save(path)`` / ``Estimator.load(path)`` in jaxmix's
+one file format (``jaxmix.save``; no pickle).
 """
 
 from jaxmix.sklearn.exponential import ExponentialMixture

@@ -1,7 +1,8 @@
 """The methods the scikit-learn mixture estimators share, on a jaxmix mixture family.
 
-A subclass supplies ``_model()`` (the jaxmix family of its constructor arguments), ``_params()`` (the
-family's parameters from the fitted attributes), ``_set_fitted(params)`` (the reverse), and for
+A subclass supplies ``_family`` (the jaxmix family class), ``_model()`` (the family of its constructor
+arguments), ``_params()`` (the family's parameters from the fitted attributes), ``_restore(params)`` (the
+reverse), and for
 user-given initial values ``_given()`` (the ``*_init`` arguments) and ``_user_params(initial)``
 (those values over ``initial``, jaxmix's initialization, or None when every one is given).
 """
@@ -25,9 +26,10 @@ from jaxmix.sklearn._base import (
     to_numpy,
     warn_unconverged,
 )
+from jaxmix.sklearn._persistence import Persistent
 
 
-class MixtureEstimator(DensityMixin, BaseEstimator):
+class MixtureEstimator(Persistent, DensityMixin, BaseEstimator):
     """fit, predict, predict_proba, score_samples, score, sample, bic and aic of a jaxmix mixture family."""
 
     def fit(self, X, y=None, sample_weight=None):
@@ -55,7 +57,7 @@ class MixtureEstimator(DensityMixin, BaseEstimator):
             start = None
         best, finals = fit_restarts(model, X, weights, random_state=self.random_state, n_init=n_init, init=init,
                                     max_iter=self.max_iter, tol=self.tol, start=start)
-        self._set_fitted(to_numpy(best.params))
+        self._restore(to_numpy(best.params))
         self.n_iter_ = int(best.n_iter)
         self.converged_ = bool(best.converged)
         self.lower_bounds_ = np.asarray(best.history)[: self.n_iter_]
@@ -100,6 +102,9 @@ class MixtureEstimator(DensityMixin, BaseEstimator):
         check_is_fitted(self)
         x, z = self._model().sample(fit_key(self.random_state), self._params(), n_samples)
         return np.asarray(x).reshape(n_samples, -1), np.asarray(z)
+
+    def _saved(self):
+        return self._model(), self._params()
 
     def _validate(self, X, *, reset):
         return check_data(self, X, reset=reset)

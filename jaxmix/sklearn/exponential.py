@@ -58,6 +58,8 @@ class ExponentialMixture(MixtureEstimator):
         check_non_negative(X, f"{type(self).__name__}")
         return X
 
+    _family = ExponentialFamily
+
     def _model(self):
         return ExponentialFamily(self.n_components)
 
@@ -69,7 +71,7 @@ class ExponentialMixture(MixtureEstimator):
             initial.weights if self.weights_init is None else np.asarray(self.weights_init),
             initial.rates if self.rates_init is None else np.asarray(self.rates_init))
 
-    def _set_fitted(self, params):
+    def _restore(self, params):
         self.weights_, self.rates_ = params.weights, params.rates
 
     def _params(self):

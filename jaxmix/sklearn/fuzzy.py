@@ -15,11 +15,13 @@ from jaxmix.sklearn._base import (
     check_weights,
     fit_restarts,
     rowwise,
+    to_numpy,
     warn_unconverged,
 )
+from jaxmix.sklearn._persistence import Persistent
 
 
-class FuzzyCMeans(ClusterMixin, BaseEstimator):
+class FuzzyCMeans(Persistent, ClusterMixin, BaseEstimator):
     """Fuzzy c-means, soft k-means with memberships (no scikit-learn counterpart; its interface).
 
     Minimizes J = sum_i w_i sum_k u_ik^m ||x_i - c_k||^2 over centers c and memberships u (rows on the
@@ -62,7 +64,7 @@ class FuzzyCMeans(ClusterMixin, BaseEstimator):
         init, n_init, start = centroid_starts(self.init, self.n_init, X, INIT_PARAMS, FuzzyCMeansParams)
         best, _ = fit_restarts(model, X, weights, random_state=self.random_state, n_init=n_init, init=init,
                                max_iter=self.max_iter, tol=self.tol, start=start)
-        self.cluster_centers_ = np.asarray(best.params.centers)
+        self._restore(to_numpy(best.params))
         self.membership_ = rowwise(FuzzyFamily.posterior, model, best.params, X)
         self.labels_ = rowwise(FuzzyFamily.predict, model, best.params, X)
         total_weight = X.shape[0] if weights is None else float(np.sum(weights))
@@ -79,6 +81,14 @@ class FuzzyCMeans(ClusterMixin, BaseEstimator):
     def predict_proba(self, X):
         """The memberships u_ik of each point, (n_samples, n_clusters); rows sum to one."""
         return rowwise(FuzzyFamily.posterior, *self._fitted(X))
+
+    _family = FuzzyFamily
+
+    def _saved(self):
+        return FuzzyFamily(self.cluster_centers_.shape[0], self.fuzzifier), FuzzyCMeansParams(self.cluster_centers_)
+
+    def _restore(self, params):
+        self.cluster_centers_ = params.centers
 
     def _fitted(self, X):
         check_is_fitted(self)

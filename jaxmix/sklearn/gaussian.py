@@ -53,6 +53,8 @@ class GaussianMixture(MixtureEstimator):
         self.warm_start = warm_start
         self.verbose = verbose
 
+    _family = GaussianFamily
+
     def _model(self):
         return GaussianFamily(self.n_components, self.covariance_type, self.reg_covar)
 
@@ -69,7 +71,7 @@ class GaussianMixture(MixtureEstimator):
             initial.covariances if self.precisions_init is None else inverse(self.precisions_init,
                                                                              self.covariance_type))
 
-    def _set_fitted(self, params):
+    def _restore(self, params):
         self.weights_, self.means_ = params.weights, params.means
         covariances = params.covariances
         if covariances is None:  # identity

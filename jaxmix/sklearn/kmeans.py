@@ -18,13 +18,15 @@ from jaxmix.sklearn._base import (
     fit_restarts,
     preserved_dtypes,
     rowwise,
+    to_numpy,
 )
+from jaxmix.sklearn._persistence import Persistent
 
 INIT = {"k-means++": "kmeans++", "random": "random_from_data"}
 """scikit-learn's ``init`` names and the jaxmix initialization each names (``jaxmix.initialize``)."""
 
 
-class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, BaseEstimator):
+class KMeans(Persistent, ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, BaseEstimator):
     """k-means clustering by Lloyd's algorithm, with scikit-learn's ``KMeans`` interface.
 
     Minimizes the inertia sum_i w_i min_k ||x_i - c_k||^2. ``init`` is ``"k-means++"`` (greedy
@@ -67,7 +69,7 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
         init, n_init, start = centroid_starts(self.init, n_init, X, INIT, KMeansParams)
         best, _ = fit_restarts(model, X, weights, random_state=self.random_state, n_init=n_init, init=init,
                                max_iter=self.max_iter, tol=self.tol, start=start)
-        self.cluster_centers_ = np.asarray(best.params.centers)
+        self._restore(to_numpy(best.params))
         self.labels_ = rowwise(KMeansFamily.predict, model, best.params, X)
         total_weight = X.shape[0] if weights is None else float(np.sum(weights))
         self.inertia_ = -float(best.log_likelihood) * total_weight  # L = -(inertia per unit weight)
@@ -97,6 +99,14 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
     @property
     def _n_features_out(self):
         return self.cluster_centers_.shape[0]
+
+    _family = KMeansFamily
+
+    def _saved(self):
+        return KMeansFamily(self.cluster_centers_.shape[0]), KMeansParams(self.cluster_centers_)
+
+    def _restore(self, params):
+        self.cluster_centers_ = params.centers
 
     def _fitted(self, X):
         check_is_fitted(self)

@@ -11,13 +11,14 @@ from sklearn.utils.validation import check_is_fitted
 
 from jaxmix import _validation as v
 from jaxmix.sklearn._base import check_data, fit_key, to_numpy
+from jaxmix.sklearn._persistence import Persistent
 from jaxmix.spectral import predict, spectral_clustering
 
 AFFINITIES = {"rbf": "rbf", "nearest_neighbors": "knn"}
 """scikit-learn's ``affinity`` names and jaxmix's graph for each (``jaxmix.spectral_clustering``)."""
 
 
-class SpectralClustering(ClusterMixin, BaseEstimator):
+class SpectralClustering(Persistent, ClusterMixin, BaseEstimator):
     """Spectral clustering with scikit-learn's ``SpectralClustering`` interface, and ``predict``.
 
     Embeds the points by the eigenvectors of the smallest eigenvalues of the symmetric normalized
@@ -57,10 +58,7 @@ class SpectralClustering(ClusterMixin, BaseEstimator):
         result = spectral_clustering(fit_key(self.random_state), X, self.n_clusters, affinity=affinity,
                                      n_neighbors=self.n_neighbors, gamma=self.gamma if affinity == "rbf" else None,
                                      n_init=self.n_init)
-        self.spectral_result_ = to_numpy(result)
-        self.labels_ = self.spectral_result_.labels
-        self.embedding_ = self.spectral_result_.embedding
-        self.eigenvalues_ = self.spectral_result_.eigenvalues
+        self._restore(to_numpy(result))
         return self
 
     def predict(self, X):
@@ -68,3 +66,10 @@ class SpectralClustering(ClusterMixin, BaseEstimator):
         check_is_fitted(self)
         X = check_data(self, X, reset=False)
         return np.asarray(predict(jax.tree_util.tree_map(jnp.asarray, self.spectral_result_), X))
+
+    def _saved(self):
+        return None, self.spectral_result_  # a SpectralResult carries its configuration
+
+    def _restore(self, result):
+        self.spectral_result_ = result
+        self.labels_, self.embedding_, self.eigenvalues_ = result.labels, result.embedding, result.eigenvalues
