@@ -237,3 +237,12 @@ def test_warm_start_continues_and_verbose_reports(capsys):
     gm.fit(SCALED)  # from the converged fit: converges at once
     assert gm.converged_ and gm.n_iter_ <= 2 and gm.lower_bound_ >= first - 1e-3
     assert "Initialization 0" in capsys.readouterr().out
+
+
+def test_means_init_alone_runs_each_start(capsys):
+    # weights and covariances come from each start's own initialization; the best of the n_init runs is kept.
+    gm = GaussianMixture(3, means_init=SCALED[[0, 50, 100]], n_init=2, random_state=0, verbose=1).fit(SCALED)
+    out = capsys.readouterr().out
+    assert "Initialization 0" in out and "Initialization 1" in out and gm.converged_
+    finals = [float(line.split()[-1]) for line in out.splitlines() if line.startswith("Initialization")]
+    assert max(finals) == pytest.approx(gm.score(SCALED), rel=1e-5)
