@@ -16,17 +16,10 @@ from sklearn.utils.validation import check_is_fitted
 from jaxmix import _validation as v
 from jaxmix.inference import initialize
 from jaxmix.mixtures import Mixture
-from jaxmix.sklearn._base import (
-    INIT_PARAMS,
-    check_data,
-    check_weights,
-    fit_key,
-    fit_restarts,
-    rowwise,
-    to_numpy,
-    warn_unconverged,
-)
+from jaxmix.sklearn._base import check_data, check_weights, fit_key, to_numpy
+from jaxmix.sklearn._fitting import INIT_PARAMS, fit_restarts, warn_unconverged
 from jaxmix.sklearn._persistence import Persistent
+from jaxmix.sklearn._rows import rowwise
 
 
 class MixtureEstimator(Persistent, DensityMixin, BaseEstimator):

@@ -8,17 +8,10 @@ from sklearn.utils.validation import check_is_fitted
 
 from jaxmix.clustering import FuzzyCMeans as FuzzyFamily
 from jaxmix.clustering import FuzzyCMeansParams
-from jaxmix.sklearn._base import (
-    INIT_PARAMS,
-    centroid_starts,
-    check_data,
-    check_weights,
-    fit_restarts,
-    rowwise,
-    to_numpy,
-    warn_unconverged,
-)
+from jaxmix.sklearn._base import check_data, check_weights, to_numpy
+from jaxmix.sklearn._fitting import INIT_PARAMS, centroid_starts, fit_restarts, warn_unconverged
 from jaxmix.sklearn._persistence import Persistent
+from jaxmix.sklearn._rows import rowwise
 
 
 class FuzzyCMeans(Persistent, ClusterMixin, BaseEstimator):

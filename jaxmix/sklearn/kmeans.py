@@ -11,16 +11,10 @@ from jaxmix._distances import exact_squared_distances
 from jaxmix.clustering import KMeans as KMeansFamily
 from jaxmix.clustering import KMeansParams
 from jaxmix.inference import e_step
-from jaxmix.sklearn._base import (
-    centroid_starts,
-    check_data,
-    check_weights,
-    fit_restarts,
-    preserved_dtypes,
-    rowwise,
-    to_numpy,
-)
+from jaxmix.sklearn._base import check_data, check_weights, preserved_dtypes, to_numpy
+from jaxmix.sklearn._fitting import centroid_starts, fit_restarts
 from jaxmix.sklearn._persistence import Persistent
+from jaxmix.sklearn._rows import rowwise
 
 INIT = {"k-means++": "kmeans++", "random": "random_from_data"}
 """scikit-learn's ``init`` names and the jaxmix initialization each names (``jaxmix.initialize``)."""
