@@ -7,7 +7,8 @@ What is checked against what:
   ``joblib.dump``/``load`` and ``save``/``load`` (jaxmix's file format): the same fit, bitwise.
 - ``GaussianMixture`` against scikit-learn's from the same start (``weights_init``, ``means_init``,
   ``precisions_init``) on iris and wine, float64, tol 1e-10: means_, covariances_, weights_,
-  precisions_cholesky_, lower_bound_, score_samples and bic to 1e-6 relative.
+  precisions_cholesky_, lower_bound_, lower_bounds_, score_samples, bic and aic to 1e-6 relative,
+  and the same n_iter_.
 - ``KMeans`` against scikit-learn's from the same centers, with and without sample_weight: centers,
   labels, inertia, transform and score.
 - sample_weight against repeated rows (integer weights, zeros included) for ``GaussianMixture``,
@@ -68,6 +69,8 @@ def test_gaussian_mixture_matches_sklearn_from_the_same_start(x64, data, covaria
     for name in ("means_", "covariances_", "weights_", "precisions_cholesky_", "precisions_"):
         close(getattr(ours, name), getattr(theirs, name))
     close(ours.lower_bound_, theirs.lower_bound_)
+    assert ours.n_iter_ == theirs.n_iter_  # the same iterates, the same stopping rule
+    close(ours.lower_bounds_, theirs.lower_bounds_)
     close(ours.score_samples(x), theirs.score_samples(x))
     close(ours.bic(x), theirs.bic(x))
     close(ours.aic(x), theirs.aic(x))
