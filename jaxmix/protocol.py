@@ -143,11 +143,16 @@ def require(model, capability: type, needed_by: str) -> None:
                         f"got {type(model).__name__}. See jaxmix.protocol.")
 
 
-def tolerance_scale(model, x, weights):
-    """``model.tolerance_scale(x, weights)`` where the family declares it, else 1."""
-    if isinstance(model, ToleranceScale):
-        return model.tolerance_scale(x, weights)
-    return jnp.ones((), x.dtype)
+def stopping_tolerance(model, tol, x, weights):
+    """EM's stopping threshold tol s, with s = ``model.tolerance_scale(x, weights)`` where the family
+    declares it, else 1.
+
+    A positive tol gives at least the smallest normal number of x's dtype, so that EM standing exactly
+    still (on constant data, whose scale is floored at ``finfo.tiny``) stops: tol s would round to 0.
+    """
+    scale = model.tolerance_scale(x, weights) if isinstance(model, ToleranceScale) else jnp.ones((), x.dtype)
+    scaled = tol * scale
+    return jnp.where(tol > 0, jnp.maximum(scaled, jnp.finfo(scaled.dtype).tiny), scaled)
 
 
 def blend_stats(model, old, new, rho):

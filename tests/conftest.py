@@ -14,6 +14,18 @@ settings.register_profile("jaxmix", max_examples=25, deadline=None, derandomize=
 settings.load_profile("jaxmix")
 
 
+@pytest.fixture(autouse=True, scope="module")
+def release_compiled_programs():
+    """Drop JAX's compiled programs after each test module.
+
+    XLA's CPU backend maps memory for every executable it keeps (about three mappings each); one
+    process running the whole suite otherwise reaches the kernel's limit of 65,530 mappings
+    (``vm.max_map_count``), and compilation then crashes the process.
+    """
+    yield
+    jax.clear_caches()
+
+
 @pytest.fixture
 def x64():
     """Run the test body with 64-bit JAX arrays."""

@@ -54,7 +54,7 @@ from jaxmix import (
     fit_em,
     initialize,
 )
-from jaxmix.protocol import tolerance_scale
+from jaxmix.protocol import stopping_tolerance
 
 # Shared sizes: every float64 run below uses (N, D, K) = (150, 2, 3) and
 # MAX_ITER iterations where it can, so the compiled loops are reused.
@@ -435,7 +435,7 @@ def test_convergence_stops_at_first_small_change_and_pads_history_with_nan(x64, 
     assert np.all(np.isnan(history[n:]))
     changes = np.abs(np.diff(history[:n]))
     _, checked = model.check(None, x)  # k-means and fuzzy c-means: tol relative to the mean variance
-    tol = tol * float(tolerance_scale(model, checked, jnp.ones(checked.shape[0], checked.dtype)))
+    tol = float(stopping_tolerance(model, tol, checked, jnp.ones(checked.shape[0], checked.dtype)))
     assert changes[-1] < tol
     assert np.all(changes[:-1] >= tol)
 

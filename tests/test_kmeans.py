@@ -14,6 +14,8 @@ What is checked against what:
   float64 scikit-learn labels on the same values.
 """
 
+import warnings
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -98,6 +100,18 @@ def test_points_on_centers_and_duplicates_give_no_nan(x64):
     sk = sklearn_lloyd(x, centers, MAX_ITER)
     np.testing.assert_allclose(result.params.centers, sk.cluster_centers_, rtol=1e-8, atol=1e-8)
     np.testing.assert_array_equal(labels, sk.labels_)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_constant_data_converge_at_once(dtype):
+    """The objective stands exactly still on constant data, whose tolerance scale (the variance) is floored
+    at the smallest normal number: EM stops instead of running to max_iter (tol s would round to 0)."""
+    x = np.full((12, 3), 2.5, dtype)
+    with jax.enable_x64(dtype == np.float64), warnings.catch_warnings():
+        warnings.simplefilter("error")  # no ConvergenceWarning
+        result = fit_em(KMeans(1), KMeansParams(np.zeros((1, 3), dtype)), x, max_iter=50)
+    assert bool(result.converged) and int(result.n_iter) == 3  # from 0, at x, at x again
+    np.testing.assert_array_equal(result.params.centers, x[:1])
 
 
 def test_empty_center_is_relocated_as_scikit_learn_does(x64):

@@ -27,7 +27,6 @@ ESTIMATORS = [
 # the check shuffles the weighted rows, so the two fits start from different centers.
 RANDOM_START = "sample_weight is not equivalent to removing/repeating samples (random starts differ)."
 ONE_FEATURE = "an exponential mixture models one feature; the check fits X of several features."
-ONE_CLUSTER = "jaxmix.spectral_clustering needs n_clusters >= 2; the check sets n_clusters=1."
 
 EXPECTED_FAILED = {
     "KMeans": {"check_sample_weight_equivalence_on_dense_data": RANDOM_START},
@@ -42,9 +41,6 @@ EXPECTED_FAILED = {
         "check_f_contiguous_array_estimator", "check_methods_sample_order_invariance",
         "check_methods_subset_invariance", "check_fit2d_1sample", "check_dict_unchanged", "check_fit_idempotent",
         "check_fit_check_is_fitted", "check_n_features_in", "check_fit2d_predict1d"], ONE_FEATURE),
-    "SpectralClustering": dict.fromkeys([
-        "check_dont_overwrite_parameters", "check_methods_subset_invariance", "check_fit2d_1feature",
-        "check_fit2d_predict1d"], ONE_CLUSTER),
 }
 
 

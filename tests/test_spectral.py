@@ -101,6 +101,14 @@ def test_result_is_a_pytree_of_arrays_that_leaves_jit_and_still_predicts(affinit
     for out in (returned, rebuilt):
         np.testing.assert_array_equal(predict(out, x_new), predict(result, x_new))
 
+def test_one_cluster_labels_every_point_zero():
+    x, _ = make_blobs(60, centers=2, random_state=0)
+    result = spectral_clustering(jax.random.key(0), x, 1, affinity="knn", n_neighbors=8)
+    assert result.eigenvalues.shape == (1,) and abs(float(result.eigenvalues[0])) < 1e-5  # the constant mode
+    np.testing.assert_array_equal(result.labels, np.zeros(60))
+    np.testing.assert_array_equal(predict(result, x[:7] + 0.1), np.zeros(7))
+
+
 def test_agrees_with_kmeans_on_blobs():
     x, _ = make_blobs(400, centers=3, cluster_std=0.6, random_state=0)
     result = spectral_clustering(jax.random.key(0), x, 3)

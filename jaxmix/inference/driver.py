@@ -30,7 +30,7 @@ from jaxmix.inference.em import (
 )
 from jaxmix.inference.sharding import fit_data, row_shards
 from jaxmix.inference.sources import DEFAULT_BLOCK_ROWS, RowSource, check_rows, is_source, padded, source_weights
-from jaxmix.protocol import Family, require, tolerance_scale
+from jaxmix.protocol import Family, require, stopping_tolerance
 
 
 def fit_em(model, params, x, *, max_iter: int = 100, tol: float = 1e-3, sample_weight=None,
@@ -98,7 +98,7 @@ def fit_em(model, params, x, *, max_iter: int = 100, tol: float = 1e-3, sample_w
         result = em_program(model, params, x, weights, jnp.asarray(tol, x.dtype), max_iter, chunk_size, rows)
     else:
         xb, wb, _ = chunked(x, weights, chunk_size, rows)
-        tol_scaled = tol * tolerance_scale(model, x, weights)
+        tol_scaled = stopping_tolerance(model, tol, x, weights)
         result = run_em_steps(model, params, lambda p, _: accumulate_rows(model, p, xb, wb, rows),
                               jnp.sum(weights), tol_scaled, max_iter, saver)
     return checked_result(model, result, x, weights, tol)
@@ -112,7 +112,7 @@ def fit_em_source(model, params, source: RowSource, *, max_iter, tol, sample_wei
     sample, sample_weights = source_sample(model, source, weights)
     params, _ = model.check(params, sample)  # the parameters, against the data's width
     params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, sample.dtype), params)
-    tol_scaled = tol * tolerance_scale(model, sample, sample_weights)  # a source's scale is its sample's
+    tol_scaled = stopping_tolerance(model, tol, sample, sample_weights)  # a source's scale is its sample's
     total_weight = source.n_rows if weights is None else float(np.sum(weights))
     block_rows = min(block_rows, source.n_rows)
     saver = checkpoint_for(checkpoint, checkpoint_every, model,

@@ -10,7 +10,7 @@ every family). EM stops when |L_t - L_{t-1}| < tol s, scikit-learn's rule for
 mixtures (s = 1: log-likelihoods are in nats whatever the data's scale); a
 family whose objective scales with the data's squared units (k-means, fuzzy
 c-means) declares s = the mean per-feature variance of x
-(``tolerance_scale``), so the rule does not change when the data are rescaled.
+(``stopping_tolerance``), so the rule does not change when the data are rescaled.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxmix import _validation as v
-from jaxmix.protocol import Family, combine_stats, require, tolerance_scale
+from jaxmix.protocol import Family, combine_stats, require, stopping_tolerance
 
 DEFAULT_CHUNK_SIZE = 8192  # rows per E-step chunk; see fit_em
 
@@ -82,7 +82,7 @@ def checked_result(model, result: EMResult, x, weights, tol: float, what: str = 
     if tol > 0 and not bool(result.converged):
         n_iter, history = int(result.n_iter), np.asarray(result.history)
         change = abs(history[n_iter - 1] - history[n_iter - 2]) if n_iter >= 2 else float("nan")
-        scaled = tol * float(tolerance_scale(model, x, weights))
+        scaled = float(stopping_tolerance(model, tol, x, weights))
         warnings.warn(ConvergenceWarning(
             f"{what} did not converge in max_iter={n_iter} iterations: the last change in the objective "
             f"was {change:.3g}, above the tolerance {scaled:.3g}; increase max_iter or tol."), stacklevel=3)
@@ -264,7 +264,7 @@ def run_em(model, params, x, weights, tol, max_iter, chunk_size=DEFAULT_CHUNK_SI
     With ``rows`` (``jaxmix.inference.sharding.RowShards``: x's rows spread over
     devices) each device chunks and summarizes its own rows (``chunked``).
     """
-    tol = tol * tolerance_scale(model, x, weights)
+    tol = stopping_tolerance(model, tol, x, weights)
     xb, wb, summarize = chunked(x, weights, chunk_size, rows)
     total_weight = jnp.sum(weights)
 

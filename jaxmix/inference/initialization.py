@@ -26,7 +26,7 @@ from jaxmix.inference.driver import source_sample
 from jaxmix.inference.em import DEFAULT_CHUNK_SIZE, EMProgram, chunked
 from jaxmix.inference.sharding import fit_data, row_shards
 from jaxmix.inference.sources import SAMPLE_ROWS, RowSource, is_source, source_weights
-from jaxmix.protocol import Family, require, tolerance_scale
+from jaxmix.protocol import Family, require, stopping_tolerance
 
 METHODS = ("kmeans++", "random_from_data", "random", "kmeans")
 LLOYD_TOL = 1e-4  # method="kmeans": scikit-learn's KMeans tol, relative to the mean feature variance
@@ -114,7 +114,7 @@ def lloyd(centers, x, w, rows=None):
     """
     model = KMeans(centers.shape[0])
     xb, wb, summarize = chunked(x, w, DEFAULT_CHUNK_SIZE, rows)
-    tol = LLOYD_TOL * tolerance_scale(model, x, w)
+    tol = stopping_tolerance(model, LLOYD_TOL, x, w)
 
     def cond(carry):
         i, _, move = carry

@@ -105,7 +105,7 @@ def spectral_clustering(key, x, n_clusters: int, *, affinity: str = "rbf", n_nei
     """
     x = v.check_data(x)
     m = x.shape[0]
-    n_clusters = v.check_positive_int("n_clusters", n_clusters, minimum=2)
+    n_clusters = v.check_positive_int("n_clusters", n_clusters)
     if n_clusters > m:
         raise ValueError(f"n_clusters must be <= the number of points {m}, got {n_clusters}.")
     v.check_choice("affinity", affinity, AFFINITIES)
