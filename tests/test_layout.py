@@ -166,6 +166,7 @@ PUBLIC = {name: names.split() for name, names in {
         cluster decode elbo encode fit gaussian_kl init iwae_bound log_likelihood log_prior mlp_apply
         mlp_init sample""",
     "jaxmix.persistence": "load save",
+    "jaxmix.sklearn": "ExponentialMixture FuzzyCMeans GaussianMixture KMeans SpectralClustering",
 }.items()}
 BEING_SPLIT = {"jaxmix.spectral", "jaxmix.vae"}  # pinned names must stay; __all__ is checked where it exists
 
