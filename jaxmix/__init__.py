@@ -6,6 +6,7 @@ results are NamedTuple pytrees; every method is a pure function of
 """
 
 from jaxmix import protocol, vae
+from jaxmix._compilation_cache import enable_compilation_cache
 from jaxmix._version import __version__ as __version__
 from jaxmix.clustering import CentroidStats, FuzzyCMeans, FuzzyCMeansParams, KMeans, KMeansParams
 from jaxmix.inference import (
@@ -88,6 +89,7 @@ __all__ = [
     "default_optimizers",
     "e_step",
     "elbo",
+    "enable_compilation_cache",
     "fit",
     "fit_em",
     "fit_gradient",

@@ -147,7 +147,7 @@ PUBLIC = {name: names.split() for name, names in {
         FuzzyCMeans FuzzyCMeansParams GaussianMixture GaussianMixtureParams GaussianMixtureUnconstrained
         GaussianStats GradientResult KMeans KMeansParams ModelSelection OnlineResult SpectralResult
         StochasticComparison VAE VAEParams combine_stats compare_fits compare_stochastic default_optimizers e_step
-        elbo fit fit_em fit_gradient fit_online global_rows indicator_matrix
+        elbo enable_compilation_cache fit fit_em fit_gradient fit_online global_rows indicator_matrix
         initialize knn_affinity laplacian load m_step_gradient normalized_cut protocol ratio_cut rbf_affinity
         save select_components spectral_clustering spectral_embedding vae""",
     "jaxmix.mixtures": """ExponentialMixture ExponentialMixtureParams ExponentialMixtureUnconstrained
