@@ -1,7 +1,8 @@
 """The ``jaxmix`` command line: parses arguments and calls the library.
 
 ``jaxmix demo --out DIR --seed INT`` writes a Markdown report with figures
-(see ``jaxmix.demo``; matplotlib is imported only when it runs). Also run as
+(see ``jaxmix.demo``; matplotlib is imported only when it runs), keeping its
+compiled programs in JAX's persistent cache (``--compilation-cache DIR|none``). Also run as
 ``python -m jaxmix``. Bad arguments end in one line on stderr and exit status 2,
 before any of the demo's work.
 """
@@ -15,6 +16,7 @@ import sys
 import jax
 
 from jaxmix import demo
+from jaxmix._compilation_cache import default_cache_dir, enable_compilation_cache
 
 MAX_SEED = 2**32 - 1  # jax.random.key keeps the low 32 bits of a seed (64 with jax_enable_x64)
 
@@ -31,6 +33,11 @@ def _parser() -> argparse.ArgumentParser:
     demo_parser.add_argument("--out", default="report", metavar="DIR", help="output folder (default: report)")
     demo_parser.add_argument(
         "--seed", type=int, default=0, help=f"seed of the jax.random.key, 0 to {MAX_SEED} (default: 0)"
+    )
+    demo_parser.add_argument(
+        "--compilation-cache", default=None, metavar="DIR",
+        help="keep compiled programs in DIR, so that a second run compiles nothing (default: "
+        f"{default_cache_dir()}; 'none' turns it off)",
     )
     return parser
 
@@ -68,6 +75,8 @@ def main(argv=None) -> int:
         if problem:
             print(f"jaxmix demo: error: {problem}", file=sys.stderr)
             return 2
+        if args.compilation_cache != "none":
+            enable_compilation_cache(args.compilation_cache)
         try:
             demo.run(args.out, jax.random.key(args.seed))
         except demo.MissingExtraError as err:

@@ -43,7 +43,7 @@ EXPECTED_IMAGES = [
 
 
 def test_demo_writes_report_with_its_figures(tmp_path, capsys):
-    assert cli.main(["demo", "--out", str(tmp_path)]) == 0
+    assert cli.main(["demo", "--out", str(tmp_path), "--compilation-cache", "none"]) == 0
 
     report = (tmp_path / "report.md").read_text()
     headings = [line for line in report.splitlines() if line.startswith("#")]
@@ -84,19 +84,21 @@ def test_demo_writes_report_with_its_figures(tmp_path, capsys):
 
 
 @pytest.mark.parametrize(
-    "argv, out, seed",
+    "argv, out, seed, caches",
     [
-        (["demo"], "report", 0),
-        (["demo", "--out", "elsewhere", "--seed", "7"], "elsewhere", 7),
-        (["demo", "--seed", str(2**32 - 1)], "report", 2**32 - 1),
+        (["demo"], "report", 0, [None]),
+        (["demo", "--out", "elsewhere", "--seed", "7"], "elsewhere", 7, [None]),
+        (["demo", "--seed", str(2**32 - 1), "--compilation-cache", "none"], "report", 2**32 - 1, []),
+        (["demo", "--compilation-cache", "programs"], "report", 0, ["programs"]),
     ],
 )
-def test_demo_arguments_reach_run(monkeypatch, argv, out, seed):
-    calls = []
+def test_demo_arguments_reach_run(monkeypatch, argv, out, seed, caches):
+    calls, enabled = [], []
     monkeypatch.setattr(demo, "run", lambda out_dir, key: calls.append((out_dir, key)))
+    monkeypatch.setattr(cli, "enable_compilation_cache", enabled.append)  # the cache is process-wide
     assert cli.main(argv) == 0
     [(out_dir, key)] = calls
-    assert out_dir == out
+    assert out_dir == out and enabled == caches
     np.testing.assert_array_equal(jax.random.key_data(key), jax.random.key_data(jax.random.key(seed)))
 
 
