@@ -253,7 +253,7 @@ def test_bad_values_raise_value_error(kwargs, match):
         compare_fits(KEY, model, x, **kwargs)
 
 
-@pytest.mark.parametrize("x", [np.ones((10, 2)), -X_EXP, np.full(150, np.nan), X_EXP[:1]])
+@pytest.mark.parametrize("x", [np.ones((10, 2, 1)), -X_EXP, np.full(150, np.nan), X_EXP[:1]])
 def test_bad_data_raises_value_error(x):
     with pytest.raises(ValueError, match=r"x|n_components"):
         compare_fits(KEY, ExponentialMixture(2), x, optimizers={})

@@ -26,21 +26,10 @@ ESTIMATORS = [
 # scikit-learn declares this for its own KMeans: k-means++ draws its starts from the weighted rows, and
 # the check shuffles the weighted rows, so the two fits start from different centers.
 RANDOM_START = "sample_weight is not equivalent to removing/repeating samples (random starts differ)."
-ONE_FEATURE = "an exponential mixture models one feature; the check fits X of several features."
 
 EXPECTED_FAILED = {
     "KMeans": {"check_sample_weight_equivalence_on_dense_data": RANDOM_START},
     "FuzzyCMeans": {"check_sample_weight_equivalence_on_dense_data": RANDOM_START},
-    "ExponentialMixture": dict.fromkeys([
-        "check_fit_score_takes_y", "check_estimators_overwrite_params", "check_dont_overwrite_parameters",
-        "check_estimators_fit_returns_self", "check_readonly_memmap_input", "check_n_features_in_after_fitting",
-        "check_positive_only_tag_during_fit", "check_estimators_dtypes", "check_sample_weights_not_an_array",
-        "check_sample_weights_list", "check_all_zero_sample_weights_error", "check_sample_weights_shape",
-        "check_sample_weights_not_overwritten", "check_sample_weight_equivalence_on_dense_data",
-        "check_dtype_object", "check_pipeline_consistency", "check_estimators_nan_inf", "check_estimators_pickle",
-        "check_f_contiguous_array_estimator", "check_methods_sample_order_invariance",
-        "check_methods_subset_invariance", "check_fit2d_1sample", "check_dict_unchanged", "check_fit_idempotent",
-        "check_fit_check_is_fitted", "check_n_features_in", "check_fit2d_predict1d"], ONE_FEATURE),
 }
 
 

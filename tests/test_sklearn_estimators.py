@@ -13,7 +13,8 @@ What is checked against what:
   labels, inertia, transform and score.
 - sample_weight against repeated rows (integer weights, zeros included) for ``GaussianMixture``,
   ``FuzzyCMeans`` and ``ExponentialMixture`` from the same start; the one-component exponential against
-  its closed form, rate sum(w) / sum(w x).
+  its closed form, rate sum(w) / sum(w x), for one feature and per feature for two; its refusals
+  (negative values, a feature 0 in every sample).
 - ``SpectralClustering``: labels against scikit-learn's, and ``predict`` on new points against the
   clusters they were drawn from.
 - The dtype of the fitted attributes: float32 by default, float64 for float64 input with x64.
@@ -130,11 +131,16 @@ def test_exponential_mixture_sample_weight_and_closed_form(x64):
         close(getattr(weighted, name), getattr(plain, name))
 
 
-def test_exponential_mixture_refuses_several_features_and_negative_values():
-    with pytest.raises(ValueError, match="one feature"):
-        ExponentialMixture().fit(np.ones((10, 2)))
-    with pytest.raises(ValueError, match="Negative values"):
+def test_exponential_mixture_of_several_features_and_refusals(x64):
+    x = np.random.RandomState(2).exponential([1.0, 5.0], size=(300, 2))
+    weights = np.random.RandomState(3).uniform(0.5, 2.0, 300)
+    single = ExponentialMixture(1).fit(x, sample_weight=weights)
+    close(single.rates_, [np.sum(weights) / (weights @ x)])  # the MLE of one exponential per feature
+    assert single.sample(5)[0].shape == (5, 2)
+    with pytest.raises(ValueError, match="Negative values in data passed to ExponentialMixture"):
         ExponentialMixture().fit(-np.ones((10, 1)))
+    with pytest.raises(ValueError, match=r"feature\(s\) \[1\] of X are 0 in all n_samples=10 samples"):
+        ExponentialMixture().fit(np.c_[np.ones(10), np.zeros(10)])
 
 
 def two_blobs(n, seed):

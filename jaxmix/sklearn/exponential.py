@@ -14,13 +14,15 @@ from jaxmix.sklearn._mixture import MixtureEstimator
 class ExponentialMixture(MixtureEstimator):
     """A mixture of exponential distributions on x >= 0 fitted by EM, in scikit-learn's mixture interface.
 
-    p(x) = sum_k w_k lambda_k exp(-lambda_k x). X is one non-negative feature, (n_samples, 1). The
-    arguments are those of ``jaxmix.sklearn.GaussianMixture``, with ``rates_init`` (K,) in place of
-    ``means_init`` and ``precisions_init``. Computes in float32, or in float64 for float64 input when
-    JAX's 64-bit mode is on; fitted attributes are NumPy arrays of that dtype.
+    p(x) = sum_k w_k prod_d lambda_kd exp(-lambda_kd x_d): the D features of X (n_samples, D), all
+    non-negative, are independent exponentials within a component. The arguments are those of
+    ``jaxmix.sklearn.GaussianMixture``, with ``rates_init`` in place of ``means_init`` and
+    ``precisions_init``: (K,) for one feature, (K, D) for D >= 2. Computes in float32, or in float64
+    for float64 input when JAX's 64-bit mode is on; fitted attributes are NumPy arrays of that dtype.
 
-    Attributes: ``weights_`` (K,), ``rates_`` (K,) the lambda_k (means 1 / lambda_k), ``converged_``,
-    ``n_iter_``, ``lower_bound_``, ``lower_bounds_``, ``n_features_in_`` (1).
+    Attributes: ``weights_`` (K,), ``rates_`` the lambda_kd (means 1 / lambda_kd), (K,) for one
+    feature and (K, D) for D >= 2, ``converged_``, ``n_iter_``, ``lower_bound_``, ``lower_bounds_``,
+    ``n_features_in_``.
 
     Examples:
       >>> import numpy as np
@@ -50,12 +52,14 @@ class ExponentialMixture(MixtureEstimator):
         return tags
 
     def _validate(self, X, *, reset):
-        """scikit-learn's checks, then one feature of non-negative values."""
+        """scikit-learn's checks, then non-negative values ("Negative values in data passed to ..."); a fresh
+        fit (``reset``) also refuses a feature that is 0 in every sample, whose rate would be infinite."""
         X = check_data(self, X, reset=reset)
-        if X.shape[1] != 1:
-            raise ValueError(f"ExponentialMixture models one non-negative variable: X must have one feature, "
-                             f"shape (n_samples, 1); got {X.shape[1]} features.")
-        check_non_negative(X, f"{type(self).__name__}")
+        check_non_negative(X, type(self).__name__)
+        zero = np.flatnonzero(~np.any(X, axis=0)) if reset else []
+        if len(zero):
+            raise ValueError(f"feature(s) {zero.tolist()} of X are 0 in all n_samples={X.shape[0]} samples: their "
+                             f"exponential rates would be infinite (a point mass at 0); drop those features.")
         return X
 
     _family = ExponentialFamily
