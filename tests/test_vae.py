@@ -454,7 +454,7 @@ def test_invalid_params_raise_naming_the_leaf(tmp_path):
         "cluster": lambda p: vae.cluster(SMALL, p, x),
         "sample": lambda p: vae.sample(key, SMALL, p, 3),
         "fit": lambda p: vae.fit(key, SMALL, p, x, optax.sgd(0.1), n_epochs=1, batch_size=5),
-        "save": lambda p: vae.save(tmp_path / "params.npz", p),
+        "save": lambda p: jaxmix.save(tmp_path / "params.npz", SMALL, p),
     }
     for call in calls.values():
         for p, error, message in bad:
@@ -465,18 +465,18 @@ def test_invalid_params_raise_naming_the_leaf(tmp_path):
 
 def test_load_rejects_non_finite_or_non_float_leaves(tmp_path):
     good = tmp_path / "good.npz"
-    vae.save(good, vae.init(jax.random.key(0), SMALL))
+    jaxmix.save(good, SMALL, vae.init(jax.random.key(0), SMALL))
     with np.load(good) as data:
         arrays = dict(data)
     path = tmp_path / "bad.npz"
     for name, value, message in [
-            (".encoder[1].bias", np.where(np.arange(4) == 2, np.nan, arrays[".encoder[1].bias"]),
+            (".encoder[1].bias", np.where(np.arange(4) == 2, np.nan, arrays["['params'].encoder[1].bias"]),
              "has 1 NaN"),
-            (".prior.logits", arrays[".prior.logits"].astype(np.complex128), "must be a real floating-point"),
-            (".decoder[0].weights", np.ones((2, 16), np.int64), "must be a real floating-point")]:
-        np.savez(path, **{**arrays, name: value})
+            (".prior.logits", arrays["['params'].prior.logits"].astype(np.complex64), "must be a real floating-point"),
+            (".decoder[0].weights", np.ones((2, 16), np.int32), "must be a real floating-point")]:
+        np.savez(path, **{**arrays, f"['params']{name}": value})
         with pytest.raises(ValueError, match=re.escape(f"{path}: params{name} ") + message):
-            vae.load(path)
+            jaxmix.load(path)
 
 
 def test_large_integer_data_is_not_wrapped():
