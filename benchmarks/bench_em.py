@@ -1,10 +1,12 @@
 #!/usr/bin/env python
-"""Benchmark jaxmix's EM against scikit-learn, from the same start, in one run.
+"""Benchmark jaxmix's EM against scikit-learn and faiss-cpu, from the same start, in one run.
 
-Prints a Markdown table: milliseconds per EM iteration of jaxmix (float32,
-after compilation) beside scikit-learn (float64, its default; for k-means
-also float32), their ratio, the issue's target, and jaxmix's compile time.
-A second table compares ``fit(n_init=8)`` (on a CPU its restarts run side by side, one per
+Prints a Markdown table, one row per target of issue 17 with its verdict (met / missed):
+milliseconds per EM iteration of jaxmix (float32, after compilation) beside scikit-learn
+(float64, its default; for k-means also float32) and, for k-means, faiss-cpu (float32,
+``faiss.Kmeans``), their ratio and the target; the first ``fit(key, GaussianMixture(8), x,
+n_init=8)`` of a fresh process, compile included. Compile times are a table of their own.
+A third table compares ``fit(n_init=8)`` (on a CPU its restarts run side by side, one per
 core; on an accelerator vmapped in one call) with eight single fits one after another.
 Progress goes to stderr, the report to stdout.
 
@@ -12,47 +14,66 @@ Progress goes to stderr, the report to stdout.
     python benchmarks/bench_em.py --quick      # N / 10, smoke run
     python benchmarks/bench_em.py --cases gmm-full,kmeans --n-iter 10
 
+faiss-cpu is optional (``pip install jaxmix[bench]``); without it its row says so.
+
 Method (see the footnotes the script prints):
 
 * Same start: the GMM starts from ``initialize(key(0), model, x, "random_from_data")``,
   handed to scikit-learn as weights_init / means_init / precisions_init; k-means
-  starts both libraries from the same K data points. The float64 data is the
-  float32 data widened, so both see identical values.
-* Per iteration: both libraries run with tol=0 (exactly max_iter iterations),
+  starts the three libraries from the same K data points (faiss: ``init_centroids``,
+  every point used, no subsampling). The float64 data is the float32 data widened,
+  so all see identical values.
+* Per iteration: every library runs with tol=0 (exactly max_iter iterations),
   once with max_iter=n and once with max_iter=1; the cost of one iteration is
   (T(n) - T(1)) / (n - 1). This cancels each library's fixed costs (input
   checks, scikit-learn's initialization M-step, the final E-step both do).
 * Compile time: first call at max_iter=n minus the fastest steady-state call;
   beside it, the seconds XLA itself spent compiling (jax.monitoring events).
   max_iter is a static argument, so max_iter=n and max_iter=1 are compiled
-  separately, both before timing.
-* Each timing is the median (--stat) of --repeats runs; the runs of the two
-  libraries are interleaved so that drifting machine load hits both alike.
+  separately, both before timing. The benchmark process keeps its programs in
+  jaxmix's persistent compilation cache (``jaxmix.enable_compilation_cache``;
+  ``--compilation-cache none`` to compile everything), so a second run loads
+  them: its compile column is then mostly loading.
+* First fit: a fresh Python process with no persistent compilation cache times
+  ``fit(key(0), GaussianMixture(8), x, n_init=8)`` at (20,000, 8, 8) from before
+  the call to ``block_until_ready``, compilation included (--repeats processes).
+* Each timing is the median (--stat) of --repeats runs; the runs of the
+  libraries are interleaved so that drifting machine load hits all alike.
   On a shared machine, oversubscribed BLAS/OpenMP threads slow scikit-learn
-  badly; --sk-threads 1 (threadpoolctl) shows how much.
+  and faiss badly; --sk-threads 1 (threadpoolctl, faiss.omp_set_num_threads) shows how much.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 import warnings
 
 import numpy as np
 
-CASES = ("gmm-full", "gmm-diag", "kmeans", "fit-ninit")
+CASES = ("gmm-full", "gmm-diag", "kmeans", "first-fit", "fit-ninit")
 SIZES = {  # (N, D, K) at full size; --quick divides N by 10
     "gmm-full": (100_000, 16, 16),
     "gmm-diag": (100_000, 16, 16),
     "kmeans": (1_000_000, 16, 64),
+    "first-fit": (20_000, 8, 8),
     "fit-ninit": (20_000, 8, 8),
 }
-TARGET_RATIO = {"gmm-full": 0.10, "gmm-diag": 0.15, "kmeans": 1.0}
-KMEANS_STRETCH = 0.5
+# Issue 17's targets: jaxmix's ms per iteration / the reference's (GMM diag: the EM issue's, kept).
+TARGET_RATIO = {
+    ("gmm-full", "sklearn f64"): 0.05,
+    ("gmm-diag", "sklearn f64"): 0.15,
+    ("kmeans", "sklearn f32"): 0.7,
+    ("kmeans", "faiss-cpu"): 0.5,
+}
+LABELS = {"gmm-full": "GMM full", "gmm-diag": "GMM diag", "kmeans": "k-means"}
+FIRST_FIT_TARGET_S = 1.5  # the first fit(n_init=8) of a fresh process, compile included
 COMPILE_TARGET_S = 2.0
 N_RESTARTS = 8
 
@@ -75,6 +96,10 @@ def parse_args(argv=None):
                    help="statistic over the repeats (default median; min resists a loaded machine)")
     p.add_argument("--chunk-size", type=int, default=None,
                    help="pass chunk_size to jaxmix's fit_em/fit (default: jaxmix's default)")
+    p.add_argument("--compilation-cache", default=None, metavar="DIR|none",
+                   help="persistent compilation cache of the benchmark process (default: jaxmix's folder; "
+                        "'none': compile every program); never used by the first-fit processes")
+    p.add_argument("--first-fit-child", default=None, help=argparse.SUPPRESS)  # "N,D,K": one first fit
     args = p.parse_args(argv)
     args.cases = [c.strip() for c in args.cases.split(",") if c.strip()]
     bad = [c for c in args.cases if c not in CASES]
@@ -203,8 +228,8 @@ def bench_gmm(args, cov_type, n, d, k):
         return g
 
     nit = args.n_iter
-    res = _interleaved(args, run_jax, run_sk, nit)
-    jres, sk = res["jax_out"], res["sk_out"]
+    res = _interleaved(args, run_jax, {"sklearn f64": run_sk}, nit)
+    jres, sk = res["jax_out"], res["refs"]["sklearn f64"]["out"]
     if int(jres.n_iter) != nit or sk.n_iter_ != nit:
         log(f"  WARNING: iterations ran: jaxmix {int(jres.n_iter)}, sklearn {sk.n_iter_}, wanted {nit}")
     # sklearn's lower_bound_ is the mean log-likelihood at its last E-step: jaxmix's history[n - 1].
@@ -212,7 +237,7 @@ def bench_gmm(args, cov_type, n, d, k):
     row = dict(res, iters=f"{int(jres.n_iter)}/{sk.n_iter_}", check=f"abs dL={dl:.1e}")
     if cov_type == "full":
         flops = 4.0 * n * k * d * d  # 2NDKD Mahalanobis GEMM + 2NKDD second moments
-        row["gflops"] = (flops / res["jax_it"] / 1e9, flops / res["sk_it"] / 1e9)
+        row["gflops"] = (flops / res["jax_it"] / 1e9, flops / res["refs"]["sklearn f64"]["it"] / 1e9)
     return row
 
 
@@ -230,67 +255,89 @@ def bench_kmeans(args, n, d, k):
     x32 = jax.device_put(x32_np)
     model = KMeans(k)
     start = KMeansParams(jax.device_put(x32_np[idx]))
-    centers64 = x64[idx].copy()
-    centers32 = x32_np[idx].copy()
 
     def run_jax(m):
         return fit_em(model, start, x32, max_iter=m, tol=0.0, **args.jaxmix_kw)
 
-    def make_sk(x, centers):
+    def make_sk(x):
         def run_sk(m):
-            km = SkKMeans(k, init=centers, n_init=1, algorithm="lloyd", max_iter=m, tol=0.0)
+            km = SkKMeans(k, init=x[idx], n_init=1, algorithm="lloyd", max_iter=m, tol=0.0)
             return km.fit(x)
         return run_sk
 
+    refs = {"sklearn f32": make_sk(x32_np), "sklearn f64": make_sk(x64)}
+    faiss = _faiss(args)
+    if faiss is not None:
+        def run_faiss(m):
+            # Every point used (faiss subsamples to 256 per centroid by default), no restarts.
+            km = faiss.Kmeans(d, k, niter=m, nredo=1, seed=0, max_points_per_centroid=n, min_points_per_centroid=1)
+            km.train(x32_np, init_centroids=x32_np[idx])
+            return km
+        refs["faiss-cpu"] = run_faiss
+
     nit = args.n_iter
-    res = _interleaved(args, run_jax, make_sk(x64, centers64), nit, extra=make_sk(x32_np, centers32))
-    jres, sk, sk32 = res["jax_out"], res["sk_out"], res["extra_out"]
+    res = _interleaved(args, run_jax, refs, nit)
+    jres = res["jax_out"]
+    sk, sk32 = res["refs"]["sklearn f64"]["out"], res["refs"]["sklearn f32"]["out"]
     iters = f"{int(jres.n_iter)}/{sk.n_iter_}/{sk32.n_iter_}"
     if sk.n_iter_ != nit or sk32.n_iter_ != nit:
         log(f"  WARNING: sklearn stopped early (n_iter_ f64 {sk.n_iter_}, f32 {sk32.n_iter_} < {nit}); "
             "its per-iteration times are normalized by n_iter_")
     # jaxmix's final log_likelihood is -inertia / N at the final centers, as is sklearn's inertia_.
     rel = abs(-float(jres.log_likelihood) * n - sk.inertia_) / sk.inertia_
-    return dict(res, iters=iters, check=f"rel d_inertia={rel:.1e}")
+    check = [f"rel d_inertia vs sklearn f64 {rel:.1e}"]
+    if faiss is not None:
+        # faiss's last objective is the inertia of its last assignment: jaxmix's history[n - 1].
+        obj = res["refs"]["faiss-cpu"]["out"].obj[-1]
+        check.append(f"vs faiss {abs(-float(jres.history[nit - 1]) * n - obj) / obj:.1e} (iterate n - 1)")
+    return dict(res, iters=iters, check="; ".join(check))
 
 
-def _interleaved(args, run_jax, run_sk, nit, extra=None):
-    """Compile jaxmix at max_iter=n and 1, then time both libraries, interleaved, --repeats times.
+def _faiss(args):
+    """The faiss module with its OpenMP threads limited as --sk-threads asks, or None if not installed."""
+    try:
+        import faiss
+    except ImportError:
+        log("  faiss-cpu not installed (pip install jaxmix[bench]): its row is left out")
+        return None
+    if args.sk_threads is not None:
+        faiss.omp_set_num_threads(args.sk_threads)
+    return faiss
 
-    If sklearn stopped early (k-means strict convergence), its per-iteration
-    cost is normalized by the iterations it actually ran.
+
+def _interleaved(args, run_jax, refs, nit):
+    """Compile jaxmix at max_iter=n and 1, then time it and every reference (name -> run(max_iter)),
+    interleaved, --repeats times.
+
+    A reference that stopped early (scikit-learn's k-means strict convergence) has its
+    per-iteration cost normalized by the iterations it actually ran.
     """
     if args.sk_threads is not None:
-        run_sk, extra = _limited(run_sk, args.sk_threads), extra and _limited(extra, args.sk_threads)
+        refs = {name: _limited(run, args.sk_threads) for name, run in refs.items()}
     log("  compiling jaxmix (max_iter=n, then 1)")
     first_n, cpu_n, xla_n, jax_out = CLOCK.first_call(lambda: run_jax(nit))
     first_1, cpu_1, xla_1, _ = CLOCK.first_call(lambda: run_jax(1))
-    log("  warming up scikit-learn (max_iter=1)")
-    run_sk(1)
-    if extra is not None:
-        extra(1)
-    t = {key: [] for key in ("jn", "j1", "sn", "s1", "en", "e1")}
+    log(f"  warming up {', '.join(refs)} (max_iter=1)")
+    for run in refs.values():
+        run(1)
+    t = {key: [] for key in ("jn", "j1")}
+    t.update({(name, m): [] for name in refs for m in (nit, 1)})
     cpu = {"jn": [], "j1": []}
-    sk_out = extra_out = None
+    outs = {}
     for r in range(args.repeats):
         log(f"  repeat {r + 1}/{args.repeats}")
         for key, m in (("jn", nit), ("j1", 1)):
             wall, c, _ = timed_cpu(lambda: run_jax(m))
             t[key].append(wall)
             cpu[key].append(c)
-        dt, sk_out = timed(lambda: run_sk(nit))
-        t["sn"].append(dt)
-        t["s1"].append(timed(lambda: run_sk(1))[0])
-        if extra is not None:
-            dt, extra_out = timed(lambda: extra(nit))
-            t["en"].append(dt)
-            t["e1"].append(timed(lambda: extra(1))[0])
+        for name, run in refs.items():
+            dt, outs[name] = timed(lambda: run(nit))
+            t[name, nit].append(dt)
+            t[name, 1].append(timed(lambda: run(1))[0])
     stat = STATS[args.stat]
-    m = {key: stat(v) for key, v in t.items() if v}
-    sk_iters = getattr(sk_out, "n_iter_", nit)
-    out = dict(
+    m = {key: stat(v) for key, v in t.items()}
+    return dict(
         jax_it=per_iter(m["jn"], m["j1"], nit),
-        sk_it=(m["sn"] - m["s1"]) / max(sk_iters - 1, 1),
         compile_n=first_n - min(t["jn"]),
         compile_1=first_1 - min(t["j1"]),
         xla_n=xla_n,
@@ -298,14 +345,10 @@ def _interleaved(args, run_jax, run_sk, nit, extra=None):
         cpu_n=cpu_n - min(cpu["jn"]),
         cpu_1=cpu_1 - min(cpu["j1"]),
         jax_fit=m["jn"],
-        sk_fit=m["sn"],
         jax_out=jax_out,
-        sk_out=sk_out,
+        refs={name: dict(it=(m[name, nit] - m[name, 1]) / max(getattr(outs[name], "n_iter_", nit) - 1, 1),
+                         fit=m[name, nit], out=outs[name]) for name in refs},
     )
-    if extra is not None:
-        out["extra_it"] = (m["en"] - m["e1"]) / max(getattr(extra_out, "n_iter_", nit) - 1, 1)
-        out["extra_out"] = extra_out
-    return out
 
 
 def _limited(run, n_threads):
@@ -351,6 +394,35 @@ def bench_fit_restarts(args, n, d, k, tol, max_iter):
                 compile_many=first_many - min(t_many), compile_one=first_one - min(t_singles) / N_RESTARTS,
                 xla_many=xla_many, xla_one=xla_one, cpu_many=cpu_many - min(c_many),
                 cpu_one=cpu_one - min(c_singles) / N_RESTARTS)
+
+
+def bench_first_fit(args, n, d, k):
+    """The first ``fit(key(0), GaussianMixture(k), x, n_init=8)`` of --repeats fresh processes with no
+    persistent compilation cache: a list of {"wall", "cpu", "xla"} seconds."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("JAX_COMPILATION_CACHE")}
+    env["JAX_ENABLE_COMPILATION_CACHE"] = "false"
+    command = [sys.executable, os.path.abspath(__file__), "--first-fit-child", f"{n},{d},{k}", "--seed",
+               str(args.seed)]
+    runs = []
+    for r in range(args.repeats):
+        log(f"  fresh process {r + 1}/{args.repeats}")
+        out = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, check=True)
+        runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    return runs
+
+
+def first_fit_child(args, n, d, k):
+    """Time one first fit in this (fresh) process and print its seconds as JSON."""
+    import jax
+
+    from jaxmix import GaussianMixture, fit
+
+    global CLOCK
+    CLOCK = CompileClock()
+    rng = np.random.default_rng(args.seed + 2)  # the data of the restarts case
+    x = jax.block_until_ready(jax.device_put(gmm_data(rng, n, d, k)[0]))
+    wall, cpu, xla, _ = CLOCK.first_call(lambda: fit(jax.random.key(0), GaussianMixture(k), x, n_init=N_RESTARTS))
+    print(json.dumps({"wall": wall, "cpu": cpu, "xla": xla}))
 
 
 # --------------------------------------------------------------------------- report
@@ -443,15 +515,93 @@ def meets(ratio, target):
 
 
 def verdict(ok: bool) -> str:
-    return "yes" if ok else "**no**"
+    return "met" if ok else "**missed**"
+
+
+def target_rows(rows, first_fit):
+    """The issue's table: one row per target with the measured figures and the verdict."""
+    lines = ["| what (N, D, K) | jaxmix | reference | ratio | target | verdict | notes |",
+             "|---|---:|---:|---:|---|---|---|"]
+    for case, (n, d, k), r in rows:
+        label = f"{LABELS[case]} ({n:,}, {d}, {k}), ms/iter vs"
+        notes = [r["check"], f"iters run {r['iters']}"]
+        if "gflops" in r:
+            notes.append(f"E+M GFLOP/s: jaxmix {r['gflops'][0]:.1f}, sklearn {r['gflops'][1]:.1f}")
+        for name, ref in r["refs"].items():
+            ratio = safe_ratio(r["jax_it"], ref["it"])
+            target = TARGET_RATIO.get((case, name))
+            lines.append(
+                f"| {label} {name} | {fmt_ms(r['jax_it'])} | {fmt_ms(ref['it'])} | {fmt_ratio(ratio)} "
+                f"| {'(info)' if target is None else f'<= {target}x'} "
+                f"| {'-' if target is None else meets(ratio, target)} "
+                f"| fit(n): {fmt_ms(r['jax_fit'])} vs {fmt_ms(ref['fit'])} ms; {'; '.join(notes)} |")
+        if case == "kmeans" and "faiss-cpu" not in r["refs"]:
+            lines.append(f"| {label} faiss-cpu | - | - | - | <= {TARGET_RATIO[case, 'faiss-cpu']}x | not measured "
+                         "| faiss-cpu not installed (`pip install jaxmix[bench]`) |")
+    if first_fit is not None:
+        (n, d, k), runs = first_fit
+        seconds = {key: ", ".join(f"{run[key]:.2f}" for run in runs) for key in ("wall", "xla", "cpu")}
+        wall = statistics.median(run["wall"] for run in runs)
+        lines.append(
+            f"| first `fit(key, GaussianMixture({k}), x, n_init={N_RESTARTS})` ({n:,}, {d}, {k}), compile "
+            f"included, fresh process, s | {wall:.2f} | - | - | <= {FIRST_FIT_TARGET_S} s "
+            f"| {verdict(wall <= FIRST_FIT_TARGET_S)} | median of {len(runs)} processes ({seconds['wall']} s); "
+            f"XLA compile {seconds['xla']} s; CPU {seconds['cpu']} s |")
+    return lines
+
+
+def compile_rows(rows):
+    lines = ["| case | jaxmix compile s, max_iter=n (target <= 2) | meets | max_iter=1 |", "|---|---:|---|---:|"]
+    for case, _, r in rows:
+        lines.append(f"| {case} | {r['compile_n']:.2f} (XLA {r['xla_n']:.2f}, CPU {r['cpu_n']:.2f}) "
+                     f"| {verdict(r['compile_n'] <= COMPILE_TARGET_S)} "
+                     f"| {r['compile_1']:.2f} (XLA {r['xla_1']:.2f}, CPU {r['cpu_1']:.2f}) |")
+    return lines
+
+
+def restart_rows(fit_row):
+    from jaxmix.inference.restarts import usable_cores
+
+    (n, d, k), fit_rows = fit_row
+    cores = usable_cores()
+    lines = [
+        f"| jaxmix restarts, GMM full ({n:,}, {d}, {k}), init=kmeans, {cores} cores "
+        f"| fit(n_init={N_RESTARTS}) ms | {N_RESTARTS} x fit(n_init=1) ms | ratio | target | meets "
+        f"| iterations per restart | compile s n_init={N_RESTARTS} / n_init=1 |",
+        "|---|---:|---:|---:|---|---|---|---:|",
+    ]
+    for r in fit_rows:
+        ratio = r["many"] / r["singles"]
+        lines.append(
+            f"| tol={r['tol']:g}, max_iter={r['max_iter']} "
+            f"| {fmt_ms(r['many'])} | {fmt_ms(r['singles'])} "
+            f"| {ratio:.3f}x | well under 1x | {verdict(ratio <= 2 / 3)} "
+            f"(taken as <= 0.67x; floor {1 / cores:.2f}x) "
+            f"| {', '.join(map(str, r['iters']))} "
+            f"| {r['compile_many']:.2f} (XLA {r['xla_many']:.2f}, CPU {r['cpu_many']:.2f}) / "
+            f"{r['compile_one']:.2f} (XLA {r['xla_one']:.2f}, CPU {r['cpu_one']:.2f}) |")
+    return lines + [
+        "",
+        "Both sides include `fit`'s default init=\"kmeans\" (k-means++ and Lloyd to convergence) and the "
+        "final E-step. On a CPU `fit` runs the restarts of one compiled single-start program side by "
+        "side, a thread per core, from N*D*K = 2^18 up (smaller problems, as with --quick, one after "
+        "another in one call; `jaxmix.inference.restarts.restart_plan`); the 8 single fits run one after another. "
+        "n_init=1 reuses the program n_init=8 compiled. Independent restarts that each keep a core "
+        f"busy cost at least 1/cores = {1 / cores:.2f}x of running them one after another.",
+    ]
 
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.first_fit_child:
+        return first_fit_child(args, *map(int, args.first_fit_child.split(",")))
     import jax
+
+    import jaxmix
 
     if jax.config.jax_enable_x64:
         log("note: jax_enable_x64 is on; the data is still float32, so jaxmix computes in float32")
+    cache = None if args.compilation_cache == "none" else jaxmix.enable_compilation_cache(args.compilation_cache)
 
     global CLOCK
     CLOCK = CompileClock()
@@ -460,12 +610,13 @@ def main(argv=None):
     lines = header()
     lines.append(f"- settings: n_iter={args.n_iter}, repeats={args.repeats} ({args.stat}), "
                  f"jaxmix kwargs={args.jaxmix_kw or 'defaults'}, "
-                 f"quick={args.quick}, seed={args.seed}, sklearn threads="
-                 f"{args.sk_threads if args.sk_threads is not None else 'library default'}")
+                 f"quick={args.quick}, seed={args.seed}, sklearn/faiss threads="
+                 f"{args.sk_threads if args.sk_threads is not None else 'library default'}, "
+                 f"persistent compilation cache: {cache or 'off'}")
     lines.append("")
 
     t_start = now()
-    rows, fit_row = [], None
+    rows, fit_row, first_fit = [], None, None
     for case in args.cases:
         n, d, k = sizes[case]
         log(f"[{case}] N={n:,} D={d} K={k}")
@@ -473,102 +624,48 @@ def main(argv=None):
             rows.append((case, (n, d, k), bench_gmm(args, case.split("-")[1], n, d, k)))
         elif case == "kmeans":
             rows.append((case, (n, d, k), bench_kmeans(args, n, d, k)))
+        elif case == "first-fit":
+            first_fit = ((n, d, k), bench_first_fit(args, n, d, k))
         else:
             fit_rows = [bench_fit_restarts(args, n, d, k, 0.0, args.n_iter),
                         bench_fit_restarts(args, n, d, k, 1e-3, 100)]
             fit_row = ((n, d, k), fit_rows)
 
+    if rows or first_fit:
+        lines += target_rows(rows, first_fit)
     if rows:
-        lines += [
-            "| case (N, D, K) | jaxmix f32 ms/iter | sklearn ms/iter | ratio jaxmix/sklearn | target "
-            "| meets ratio | jaxmix compile s (target <= 2) | meets compile | iters run (jaxmix/sklearn) "
-            "| notes |",
-            "|---|---:|---:|---:|---|---|---:|---|---|---|",
-        ]
-    for case, (n, d, k), r in rows:
-        size = f"({n:,}, {d}, {k})"
-        compile_s = (f"{r['compile_n']:.2f} (XLA {r['xla_n']:.2f}, CPU {r['cpu_n']:.2f}); "
-                     f"max_iter=1: {r['compile_1']:.2f} (XLA {r['xla_1']:.2f}, CPU {r['cpu_1']:.2f})")
-        ok_compile = verdict(r["compile_n"] <= COMPILE_TARGET_S)
-        ratio = safe_ratio(r["jax_it"], r["sk_it"])
-        target = TARGET_RATIO[case]
-        notes = [r["check"], f"fit(n) {fmt_ms(r['jax_fit'])} vs {fmt_ms(r['sk_fit'])} ms"]
-        if "gflops" in r:
-            notes.append(f"E+M GFLOP/s: jaxmix {r['gflops'][0]:.1f}, sklearn {r['gflops'][1]:.1f}")
-        if case.startswith("gmm"):
-            cov = case.split("-")[1]
-            label = f"GMM {cov} {size}"
-            lines.append(f"| {label} | {fmt_ms(r['jax_it'])} | {fmt_ms(r['sk_it'])} (f64) "
-                         f"| {fmt_ratio(ratio)} "
-                         f"| <= {target:.2f}x | {meets(ratio, target)} | {compile_s} | {ok_compile} "
-                         f"| {r['iters']} | {'; '.join(notes)} |")
-        else:
-            label = f"KMeans lloyd {size}"
-            stretch = ("stretch met" if ratio is not None and ratio <= KMEANS_STRETCH
-                       else f"stretch <= {KMEANS_STRETCH}x not met")
-            lines.append(f"| {label} vs sklearn f64 | {fmt_ms(r['jax_it'])} | {fmt_ms(r['sk_it'])} (f64) "
-                         f"| {fmt_ratio(ratio)} | <= {target:.1f}x (stretch {KMEANS_STRETCH}x) "
-                         f"| {meets(ratio, target)}; {stretch} | {compile_s} | {ok_compile} "
-                         f"| {r['iters']} (sk f64/f32) | {'; '.join(notes)} |")
-            ratio32 = safe_ratio(r["jax_it"], r["extra_it"])
-            lines.append(f"| {label} vs sklearn f32 | {fmt_ms(r['jax_it'])} | {fmt_ms(r['extra_it'])} (f32) "
-                         f"| {fmt_ratio(ratio32)} | (info) | - | (same) | - | (above) "
-                         "| sklearn on float32 input |")
-
+        lines += ["", "Compile time, in the benchmark process:", ""] + compile_rows(rows)
     if fit_row is not None:
-        (n, d, k), fit_rows = fit_row
-        from jaxmix.inference.restarts import usable_cores
-
-        cores = usable_cores()
-        lines += [
-            "",
-            f"| jaxmix restarts, GMM full ({n:,}, {d}, {k}), init=kmeans, {cores} cores "
-            f"| fit(n_init={N_RESTARTS}) ms | {N_RESTARTS} x fit(n_init=1) ms | ratio | target | meets "
-            f"| iterations per restart | compile s n_init={N_RESTARTS} / n_init=1 |",
-            "|---|---:|---:|---:|---|---|---|---:|",
-        ]
-        for r in fit_rows:
-            ratio = r["many"] / r["singles"]
-            lines.append(
-                f"| tol={r['tol']:g}, max_iter={r['max_iter']} "
-                f"| {fmt_ms(r['many'])} | {fmt_ms(r['singles'])} "
-                f"| {ratio:.3f}x | well under 1x | {verdict(ratio <= 2 / 3)} "
-                f"(taken as <= 0.67x; floor {1 / cores:.2f}x) "
-                f"| {', '.join(map(str, r['iters']))} "
-                f"| {r['compile_many']:.2f} (XLA {r['xla_many']:.2f}, CPU {r['cpu_many']:.2f}) / "
-                f"{r['compile_one']:.2f} (XLA {r['xla_one']:.2f}, CPU {r['cpu_one']:.2f}) |")
-        lines += [
-            "",
-            "Both sides include `fit`'s default init=\"kmeans\" (k-means++ and Lloyd to convergence) and the "
-            "final E-step. On a CPU `fit` runs the restarts of one compiled single-start program side by "
-            "side, a thread per core, from N*D*K = 2^18 up (smaller problems, as with --quick, one after "
-            "another in one call; `jaxmix.inference.restarts.restart_plan`); the 8 single fits run one after another. "
-            "n_init=1 reuses the program n_init=8 compiled. Independent restarts that each keep a core "
-            f"busy cost at least 1/cores = {1 / cores:.2f}x of running them one after another.",
-        ]
+        lines += [""] + restart_rows(fit_row)
 
     lines += [
         "",
         "Notes:",
         f"1. ms/iter = (T(max_iter=n) - T(max_iter=1)) / (n - 1), {args.stat} of {args.repeats}, "
-        "tol=0 for both libraries. "
+        "tol=0 for every library. "
         "Both fits also do fixed work this cancels: scikit-learn's `fit` runs an initialization "
         "(one M-step from `init_params`, then overwritten by the *_init arguments) and a final E-step "
         "after the loop; jaxmix's `fit_em` validates its inputs and runs a final E-step too. "
-        "scikit-learn's KMeans also centers a copy of X and runs a last label assignment.",
+        "scikit-learn's KMeans also centers a copy of X and runs a last label assignment; faiss checks "
+        "the data for NaNs and builds its index.",
         "2. jaxmix runs in float32 (JAX's default), scikit-learn in float64 (its default for float64 "
-        "input) unless marked f32. Same start: GMM from jaxmix `initialize(key(0), model, x, "
+        "input) unless marked f32, faiss in float32. Same start: GMM from jaxmix `initialize(key(0), model, x, "
         "\"random_from_data\")` passed as weights_init/means_init/precisions_init (full: inverse "
-        "covariance; diag: 1/var); KMeans from the same K data points. 'abs dL' compares jaxmix's "
+        "covariance; diag: 1/var); k-means from the same K data points (faiss: `init_centroids`, "
+        "`max_points_per_centroid=N` so that it uses every point). 'abs dL' compares jaxmix's "
         "history[n-1] with sklearn's lower_bound_ (same iterate); 'rel d_inertia' compares final objectives.",
         "3. Compile s = first call minus the fastest steady-state call (includes tracing and the "
         "first-call eager checks); XLA = seconds in XLA backend compilation during that first call "
         "(jax.monitoring); CPU = the same difference in process CPU time (all threads), which a loaded "
         "machine inflates less than wall time (compilation is mostly one thread). max_iter is static, "
-        "so max_iter=n and max_iter=1 compile separately (both shown).",
+        "so max_iter=n and max_iter=1 compile separately (both shown). With the persistent compilation "
+        "cache on, a program compiled by an earlier run is loaded instead (XLA near 0).",
         "4. GFLOP/s counts 2*N*D*K*D (Mahalanobis GEMM) + 2*N*K*D*D (second moments) per E+M iteration.",
         "5. Timings are wall-clock on a possibly shared machine: check the load average above "
-        "(oversubscribed BLAS/OpenMP threads slow scikit-learn far more than their share).",
+        "(oversubscribed BLAS/OpenMP threads slow scikit-learn and faiss far more than their share).",
+        "6. First fit: each a fresh `python bench_em.py --first-fit-child` process with no persistent "
+        "compilation cache, timed from before `fit` to `block_until_ready` of its result (data generated "
+        "and placed on the device before); XLA = its backend compile seconds.",
     ]
     try:
         lines.append(f"\nLoad average at end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}; "
