@@ -391,7 +391,7 @@ def test_commute_time_kernel_pca_spans_laplacian_eigenmaps(x64):
 @pytest.mark.parametrize(
     ("call", "name"),
     [
-        (lambda x: spectral_clustering(jax.random.key(0), x, 1), "n_clusters"),
+        (lambda x: spectral_clustering(jax.random.key(0), x, 0), "n_clusters"),
         (lambda x: spectral_clustering(jax.random.key(0), x, 41), "n_clusters"),
         (lambda x: spectral_clustering(jax.random.key(0), x.at[3, 0].set(jnp.nan), 2), "x"),
         (lambda x: spectral_clustering(jax.random.key(0), x, 2, gamma=1e9), "non-isolated.*decrease gamma"),

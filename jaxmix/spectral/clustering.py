@@ -13,6 +13,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+from jax.experimental import sparse
 
 from jaxmix import _validation as v
 from jaxmix.clustering.kmeans import KMeans, KMeansParams
@@ -26,7 +27,7 @@ from jaxmix.spectral.affinity import (
     _rbf_rows,
 )
 from jaxmix.spectral.components import check_connected_enough, dense_components
-from jaxmix.spectral.embedding import block_size, check_embedding_args, embed, normalize_rows
+from jaxmix.spectral.embedding import block_size, check_embedding_args, embed, normalize_rows, random_start
 from jaxmix.spectral.laplacians import LAPLACIANS, degrees
 from jaxmix.spectral.neighbors import check_algorithm, knn_search
 
@@ -34,6 +35,7 @@ AFFINITIES = ("rbf", "knn")
 
 _REFINE_ITERATIONS = 10  # LOBPCG steps from the landmark start (``_landmark_start``)
 _N_LANDMARKS = 512
+_LANDMARK_ITERATIONS = 200  # at most this many LOBPCG steps on the landmark graph (it stops once converged)
 
 
 @functools.partial(
@@ -144,18 +146,23 @@ def default_neighbors(m: int) -> int:
 
 
 @functools.partial(jax.jit, static_argnames="kind")
-def _extend(weights, basis, eigenvalues, kind):
+def _extend(weights, index, basis, eigenvalues, kind):
     """The Nystrom extension of the embedding to n new points.
 
-    ``weights`` (n, r) are their affinities w(x, x_l) to r training points and ``basis`` those
-    points' rows of ``SpectralResult.basis``: (m, k) for "rbf" (r = m, every point), (n, r, k) for
-    "knn". From the eigen-equation of the training graph, with d(x) = sum_l w(x, x_l):
+    ``weights`` (n, r) are their affinities w(x, x_l) to r training points: every point for "rbf"
+    (``index`` None), the points ``index`` (n, r) for "knn" (a sparse (n, m) matrix in compressed rows,
+    so no (n, r, k) gather of ``basis``), and ``basis`` is ``SpectralResult.basis`` (m, k). From the
+    eigen-equation of the training graph, with d(x) = sum_l w(x, x_l):
     v(x) = sum_l w(x, x_l) v_l / (d(x) - lambda) for L = D - W, and for the normalized Laplacians
     v(x) = sum_l w(x, x_l) v_l / (d(x) (1 - lambda)) with v = D^-1/2 u; then L_rw's embedding is v(x)
     and L_sym's is u(x) = d(x)^1/2 v(x) with its row normalized (where d(x)^1/2 cancels).
     """
-    total = weights @ basis if basis.ndim == 2 else jnp.einsum("nr,nrk->nk", weights, basis)
     d = jnp.sum(weights, axis=1, keepdims=True)
+    if index is not None:
+        n, r = weights.shape
+        indptr = jnp.arange(0, n * r + 1, r, dtype=index.dtype)
+        weights = sparse.BCSR((weights.ravel(), index.ravel(), indptr), shape=(n, basis.shape[0]))
+    total = weights @ basis
     denominator = d - eigenvalues if kind == "unnormalized" else d * (1.0 - eigenvalues)
     values = jnp.where(denominator > 0, total / jnp.where(denominator > 0, denominator, 1.0), 0.0)
     return normalize_rows(values) if kind == "symmetric" else values
@@ -189,10 +196,9 @@ def _graph(x, affinity, n_neighbors, gamma, algorithm):
 def _extension(x_new, x, basis, eigenvalues, kind, affinity, n_neighbors, gamma, algorithm):
     """The embedding of x_new extended from the graph on x (``_extend``), with x_new's affinities to x."""
     if affinity == "rbf":
-        return _extend(_rbf_rows(x_new, x, gamma), basis, eigenvalues, kind)
+        return _extend(_rbf_rows(x_new, x, gamma), None, basis, eigenvalues, kind)
     squared, index = knn_search(x_new, x, n_neighbors, algorithm)
-    weights = jnp.asarray(_edge_weights(squared, gamma), x.dtype)
-    return _extend(weights, basis[jnp.asarray(index)], eigenvalues, kind)
+    return _extend(jnp.asarray(_edge_weights(squared, gamma), x.dtype), jnp.asarray(index), basis, eigenvalues, kind)
 
 
 def _landmark_start(key, x, w, n_clusters, kind, affinity, n_neighbors, gamma, algorithm):
@@ -201,16 +207,25 @@ def _landmark_start(key, x, w, n_clusters, kind, affinity, n_neighbors, gamma, a
     LOBPCG converges at a rate set by the relative gap (lambda_{b+1} - lambda_k) / lambda_max,
     which for a kNN graph on 2-D data shrinks like 1/m (about 1e-5 at m = 200,000): from a random
     block it needs hundreds of iterations. The same graph built on 512 random landmarks has the
-    same low eigenfunctions (both approximate one limit operator); its exact eigenvectors (eigh),
-    extended to all points by the Nystrom extension of ``predict``, leave LOBPCG only the error
-    in the high frequencies, which it removes fastest. For the normalized Laplacians the start is
-    u = D^1/2 v, v the extended random-walk eigenvectors.
+    same low eigenfunctions (both approximate one limit operator); its eigenvectors, extended to
+    all points by the Nystrom extension of ``predict``, leave LOBPCG only the error in the high
+    frequencies, which it removes fastest. For the normalized Laplacians the start is u = D^1/2 v,
+    v the extended random-walk eigenvectors. The landmark graph's own eigenvectors come from LOBPCG
+    too, from a random block, run to convergence (40-80 steps on two moons): the dense ``eigh`` of
+    512 x 512 took 0.02-0.03 s with one BLAS thread but 0.3-3.4 s on a loaded 2-core machine,
+    where LAPACK's threads (OpenBLAS) wait on XLA's. ``eigh`` stays for more than 98 clusters,
+    whose block does not fit LOBPCG's limit of a fifth of the landmarks.
     """
     m = x.shape[0]
     block = block_size(m, n_clusters)
-    landmarks = x[jax.random.choice(key, m, (min(m, _N_LANDMARKS),), replace=False)]
+    choose_key, start_key = jax.random.split(key)
+    landmarks = x[jax.random.choice(choose_key, m, (min(m, _N_LANDMARKS),), replace=False)]
     walk = "unnormalized" if kind == "unnormalized" else "random_walk"
     landmark_graph = _graph(landmarks, affinity, n_neighbors, gamma, algorithm)[0]
-    _, values, basis = embed(landmark_graph, None, block, walk, "dense")
+    if block_size(len(landmarks), block) > block:
+        start = random_start(start_key, len(landmarks), block, x.dtype)
+        _, values, basis = embed(landmark_graph, start, block, walk, "lobpcg", _LANDMARK_ITERATIONS)
+    else:
+        _, values, basis = embed(landmark_graph, None, block, walk, "dense")
     start = _extension(x, landmarks, basis, values, walk, affinity, n_neighbors, gamma, algorithm)
     return start if kind == "unnormalized" else jnp.sqrt(degrees(w))[:, None] * start

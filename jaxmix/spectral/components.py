@@ -13,25 +13,30 @@ from jaxmix import _validation as v
 from jaxmix.spectral.laplacians import degrees
 
 
+def scipy_sparse():
+    """``scipy.sparse`` with its ``csgraph``, imported here: scipy stays optional but for kNN clustering."""
+    try:
+        import scipy.sparse
+        import scipy.sparse.csgraph
+    except ImportError as error:
+        raise ImportError(
+            "spectral clustering on a kNN graph needs scipy (scipy.sparse): install jaxmix[spectral] "
+            "(pip install \"jaxmix[spectral]\")."
+        ) from error
+    return scipy.sparse
+
+
 def knn_components(index, a) -> int:
     """Connected components of the graph joining x_i to its neighbours index[i, j] with a[i, j] > 0.
 
     The neighbour lists are the rows of a CSR matrix of A as they are (no sort, no COO of the BCOO's
     coordinates), and A's weak components are those of A + A^T. Needs scipy (``jaxmix[spectral]``).
     """
-    try:
-        from scipy.sparse import csr_matrix
-        from scipy.sparse.csgraph import connected_components
-    except ImportError as error:
-        raise ImportError(
-            "counting the connected components of a kNN graph needs scipy: install jaxmix[spectral] "
-            "(pip install \"jaxmix[spectral]\")."
-        ) from error
-
+    sp = scipy_sparse()
     edges = a > 0
     indptr = np.concatenate([[0], np.cumsum(np.sum(edges, axis=1))])
-    graph = csr_matrix((np.ones(indptr[-1]), index[edges], indptr), shape=(len(index), len(index)))
-    return int(connected_components(graph, directed=True, connection="weak")[0])
+    graph = sp.csr_matrix((np.ones(indptr[-1]), index[edges], indptr), shape=(len(index), len(index)))
+    return int(sp.csgraph.connected_components(graph, directed=True, connection="weak")[0])
 
 
 def dense_components(w) -> int:

@@ -25,7 +25,14 @@ from jax.experimental import sparse
 from jax.experimental.sparse.linalg import lobpcg_standard
 
 from jaxmix import _validation as v
-from jaxmix.spectral.laplacians import LAPLACIANS, check_affinity, degrees, inverse_sqrt, unchecked_laplacian
+from jaxmix.spectral.laplacians import (
+    LAPLACIANS,
+    check_affinity,
+    degrees,
+    inverse_sqrt,
+    laplacian_times,
+    unchecked_laplacian,
+)
 
 METHODS = ("dense", "lobpcg")
 
@@ -50,13 +57,15 @@ def normalize_rows(u):
 def embed(w, start, n_components, kind, method, n_iter=_LOBPCG_ITERATIONS):
     """(embedding, eigenvalues, basis) of checked w; ``start`` (m, b) starts at most n_iter LOBPCG steps.
 
-    A sparse Laplacian goes to LOBPCG in compressed rows (``BCSR``): its product with a block is
-    faster than BCOO's.
+    LOBPCG multiplies blocks by L without forming it (``laplacian_times``); a BCOO w goes to it in
+    compressed rows (``BCSR``), whose product with a block is faster than BCOO's. The dense method
+    gets w densified.
     """
-    lap, d = _laplacian_and_degrees(w, "unnormalized" if kind == "unnormalized" else "symmetric")
-    if isinstance(lap, sparse.BCOO):
-        lap = lap.todense() if method == "dense" else _compressed_rows(lap)
-    return _solve(lap, d, start, n_components, kind, method, n_iter)
+    if isinstance(w, (sparse.BCOO, sparse.BCSR)) and method == "dense":
+        w = w.todense()
+    elif isinstance(w, sparse.BCOO):
+        w = _compressed_rows(w)
+    return _solve(w, start, n_components, kind, method, n_iter)
 
 
 def _compressed_rows(a):
@@ -72,21 +81,17 @@ def _compressed_rows(a):
                        shape=a.shape)
 
 
-@functools.partial(jax.jit, static_argnames="kind")
-def _laplacian_and_degrees(w, kind):
-    return unchecked_laplacian(w, kind), degrees(w)
-
-
 @functools.partial(jax.jit, static_argnames=("n_components", "kind", "method", "n_iter"))
-def _solve(lap, d, start, n_components, kind, method, n_iter):
+def _solve(w, start, n_components, kind, method, n_iter):
     """Eigenvectors of L (kind "unnormalized") or L_sym (the others), then the embedding of ``kind``."""
+    d = degrees(w)
+    solved = "unnormalized" if kind == "unnormalized" else "symmetric"
     if method == "dense":
-        values, vectors = jnp.linalg.eigh(lap)
+        values, vectors = jnp.linalg.eigh(unchecked_laplacian(w, solved))
     else:
         shift = _LOBPCG_SHIFT * (1.0 if kind != "unnormalized" else jnp.max(d))
-        theta, vectors, _ = lobpcg_standard(
-            lambda u: shift * u - lap @ u, start, m=n_iter, tol=_LOBPCG_RTOL / (10 * d.shape[0])
-        )
+        operator = lambda u: shift * u - laplacian_times(w, d, solved, u)
+        theta, vectors, _ = lobpcg_standard(operator, start, m=n_iter, tol=_LOBPCG_RTOL / (10 * d.shape[0]))
         values = shift - theta  # theta descends, so the eigenvalues of L ascend
     values, vectors = values[:n_components], vectors[:, :n_components]
     if kind == "random_walk":  # L_rw v = lambda v for v = D^-1/2 u, u an eigenvector of L_sym
@@ -121,7 +126,8 @@ def block_size(m, n_components):
     return min(n_components + _EXTRA_VECTORS, (m - 1) // 5)
 
 
-def _start(key, m, n_components, dtype):
+def random_start(key, m, n_components, dtype):
+    """LOBPCG's random starting block (m, ``block_size(m, n_components)``), standard normal."""
     return jax.random.normal(key, (m, block_size(m, n_components)), dtype)
 
 
@@ -148,6 +154,6 @@ def spectral_embedding(key, w, n_components: int, *, kind: str = "symmetric", me
     """
     w = check_affinity(w)
     n_components, method = check_embedding_args(key, w, n_components, kind, method)
-    start = _start(key, w.shape[0], n_components, w.dtype) if method == "lobpcg" else None
+    start = random_start(key, w.shape[0], n_components, w.dtype) if method == "lobpcg" else None
     embedding, values, _ = embed(w, start, n_components, kind, method)
     return embedding, values

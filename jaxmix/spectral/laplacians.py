@@ -15,7 +15,7 @@ LAPLACIANS = ("unnormalized", "symmetric", "random_walk")
 
 
 def degrees(w):
-    """D_ii = sum_l w_il, for dense or BCOO w."""
+    """D_ii = sum_l w_il, for dense, BCOO or BCSR w."""
     return w @ jnp.ones(w.shape[0], w.dtype)
 
 
@@ -24,12 +24,24 @@ def inverse_sqrt(d):
     return jnp.where(d > 0, 1.0 / jnp.sqrt(jnp.where(d > 0, d, 1.0)), 0.0)
 
 
-def unchecked_laplacian(w, kind):
-    """diag(a) (D - W) diag(b): (1, 1) for L, (D^+1/2, D^+1/2) for L_sym, (D^+, 1) for L_rw."""
-    d = degrees(w)
+def _scalings(d, kind):
+    """(a, b) with L = diag(a) (D - W) diag(b): (1, 1) for L, (D^+1/2, D^+1/2) for L_sym, (D^+, 1) for L_rw."""
     s = inverse_sqrt(d)
     one = jnp.ones_like(d)
-    a, b = {"unnormalized": (one, one), "symmetric": (s, s), "random_walk": (s * s, one)}[kind]
+    return {"unnormalized": (one, one), "symmetric": (s, s), "random_walk": (s * s, one)}[kind]
+
+
+def laplacian_times(w, d, kind, u):
+    """L u = diag(a) (D - W) diag(b) u for a block u (m, c), without forming L (w dense, BCOO or BCSR; d = W 1)."""
+    a, b = _scalings(d, kind)
+    bu = b[:, None] * u
+    return a[:, None] * (d[:, None] * bu - w @ bu)
+
+
+def unchecked_laplacian(w, kind):
+    """diag(a) (D - W) diag(b) as a matrix: dense for dense w, BCOO (the diagonal and -W's entries) for BCOO w."""
+    d = degrees(w)
+    a, b = _scalings(d, kind)
     if isinstance(w, sparse.BCOO):
         rows, cols = w.indices[:, 0], w.indices[:, 1]
         diagonal = jnp.arange(w.shape[0], dtype=w.indices.dtype)
