@@ -39,7 +39,9 @@ from jaxmix.spectral import (
     spectral_clustering,
     spectral_embedding,
 )
+from jaxmix.spectral.affinity import _knn_graph
 from jaxmix.spectral.components import dense_components, knn_components
+from jaxmix.spectral.laplacians import degrees, laplacian_times
 
 DATA = {
     "moons": lambda n, seed: make_moons(n, noise=0.06, random_state=seed),
@@ -181,6 +183,21 @@ def test_knn_affinity_matches_sklearn(x64, n_features):
 
 
 
+@pytest.mark.parametrize("n_features", [2, 20])
+def test_spectral_clusterings_compressed_knn_graph_is_sklearns(x64, n_features):
+    """The BCSR graph of spectral_clustering (A + A^T merged by scipy) against scikit-learn's kneighbors_graph."""
+    x = np.random.default_rng(1).normal(size=(120, n_features))
+    algorithm = "kdtree" if n_features <= 16 else "brute"
+    for mode, gamma in (("connectivity", None), ("distance", 0.2)):
+        a = kneighbors_graph(x, 7, mode=mode, include_self=False)
+        if gamma is not None:
+            a.data = np.exp(-gamma * a.data**2)
+        w, used, count_components = _knn_graph(x, 7, mode, gamma, algorithm)
+        assert isinstance(w, sparse.BCSR) and used == gamma and w.nse == (a + a.T).nnz < 2 * 120 * 7
+        np.testing.assert_allclose(w.todense(), (0.5 * (a + a.T)).toarray(), atol=1e-12)
+        assert count_components() == connected_components(a, directed=False)[0]
+
+
 @pytest.mark.parametrize("n_features", [3, 20])
 def test_kdtree_and_brute_backends_give_the_same_affinity(x64, n_features):
     x = np.random.default_rng(3).normal(size=(80, n_features))
@@ -303,6 +320,20 @@ def test_laplacians_match_definitions_and_scipy(x64, as_sparse):
     normed = scipy_laplacian(w, normed=True)
     normed[3, 3] = 0.0  # scipy puts 1 on an isolated vertex's diagonal; ours is the zero row of D^+1/2 L D^+1/2
     np.testing.assert_allclose(expected["symmetric"], normed, atol=1e-12)
+
+
+def test_laplacian_times_is_the_product_with_the_laplacian_for_dense_and_sparse_graphs(x64):
+    """L u without forming L, for a dense, a BCOO and a BCSR w with an isolated vertex, against the definitions."""
+    w = random_graph(1, 12)
+    w[5, :] = w[:, 5] = 0.0
+    u = np.random.default_rng(2).normal(size=(12, 3))
+    d = w.sum(axis=1)
+    s = np.where(d > 0, 1 / np.sqrt(np.where(d > 0, d, 1)), 0.0)
+    lap = np.diag(d) - w
+    expected = {"unnormalized": lap, "symmetric": s[:, None] * lap * s[None, :], "random_walk": (s**2)[:, None] * lap}
+    for graph in (jnp.asarray(w), to_bcoo(w), sparse.BCSR.fromdense(jnp.asarray(w))):
+        for kind, reference in expected.items():
+            np.testing.assert_allclose(laplacian_times(graph, degrees(graph), kind, u), reference @ u, atol=1e-12)
 
 
 @given(seed=st.integers(0, 2**31 - 1), m=st.integers(2, 9), density=st.floats(0.1, 1.0))

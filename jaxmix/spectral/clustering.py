@@ -213,7 +213,7 @@ def _landmark_start(key, x, w, n_clusters, kind, affinity, n_neighbors, gamma, a
     v the extended random-walk eigenvectors. The landmark graph's own eigenvectors come from LOBPCG
     too, from a random block, run to convergence (40-80 steps on two moons): the dense ``eigh`` of
     512 x 512 took 0.02-0.03 s with one BLAS thread but 0.3-3.4 s on a loaded 2-core machine,
-    where LAPACK's threads (OpenBLAS) wait on XLA's. ``eigh`` stays for more than 98 clusters,
+    where LAPACK's threads (OpenBLAS) wait on XLA's. ``eigh`` stays for more than 99 clusters,
     whose block does not fit LOBPCG's limit of a fifth of the landmarks.
     """
     m = x.shape[0]
