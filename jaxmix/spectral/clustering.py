@@ -133,9 +133,8 @@ def spectral_clustering(key, x, n_clusters: int, *, affinity: str = "rbf", n_nei
     else:
         start = _landmark_start(embed_key, x, w, n_clusters, kind, affinity, n_neighbors, gamma, algorithm)
         embedding, values, basis = embed(w, start, n_clusters, kind, method, _REFINE_ITERATIONS)
-    model = KMeans(n_clusters)
-    centers = fit(kmeans_key, model, embedding, n_init=n_init, init="kmeans++").best.params.centers
-    labels = model.predict(KMeansParams(centers), embedding)
+    centers = fit(kmeans_key, KMeans(n_clusters), embedding, n_init=n_init, init="kmeans++").best.params.centers
+    labels = _nearest_center(centers, embedding)
     return SpectralResult(labels, embedding, values, centers, x, basis, n_clusters=n_clusters, kind=kind,
                           affinity=affinity, n_neighbors=n_neighbors, gamma=gamma, algorithm=algorithm)
 
@@ -181,7 +180,13 @@ def predict(result: SpectralResult, x_new) -> jax.Array:
     x_new = v.check_data(x_new, result.x.shape[1], name="x_new").astype(result.x.dtype)
     embedding = _extension(x_new, result.x, result.basis, result.eigenvalues, result.kind,
                            result.affinity, result.n_neighbors, result.gamma, result.algorithm)
-    return KMeans(result.n_clusters).predict(KMeansParams(result.centers), embedding)
+    return _nearest_center(result.centers, embedding)
+
+
+@jax.jit
+def _nearest_center(centers, embedding):
+    """``KMeans.predict``: the label of each row's nearest center, compiled as one program."""
+    return KMeans(centers.shape[0]).predict(KMeansParams(centers), embedding)
 
 
 def _graph(x, affinity, n_neighbors, gamma, algorithm):
@@ -216,16 +221,26 @@ def _landmark_start(key, x, w, n_clusters, kind, affinity, n_neighbors, gamma, a
     where LAPACK's threads (OpenBLAS) wait on XLA's. ``eigh`` stays for more than 99 clusters,
     whose block does not fit LOBPCG's limit of a fifth of the landmarks.
     """
-    m = x.shape[0]
-    block = block_size(m, n_clusters)
-    choose_key, start_key = jax.random.split(key)
-    landmarks = x[jax.random.choice(choose_key, m, (min(m, _N_LANDMARKS),), replace=False)]
+    block = block_size(x.shape[0], n_clusters)
+    landmarks, start = _landmarks(key, x, min(x.shape[0], _N_LANDMARKS), block)
     walk = "unnormalized" if kind == "unnormalized" else "random_walk"
     landmark_graph = _graph(landmarks, affinity, n_neighbors, gamma, algorithm)[0]
-    if block_size(len(landmarks), block) > block:
-        start = random_start(start_key, len(landmarks), block, x.dtype)
+    if start.shape[1] > block:
         _, values, basis = embed(landmark_graph, start, block, walk, "lobpcg", _LANDMARK_ITERATIONS)
     else:
         _, values, basis = embed(landmark_graph, None, block, walk, "dense")
     start = _extension(x, landmarks, basis, values, walk, affinity, n_neighbors, gamma, algorithm)
-    return start if kind == "unnormalized" else jnp.sqrt(degrees(w))[:, None] * start
+    return start if kind == "unnormalized" else _times_sqrt_degrees(w, start)
+
+
+@functools.partial(jax.jit, static_argnames=("n_landmarks", "block"))
+def _landmarks(key, x, n_landmarks, block):
+    """n_landmarks rows of x drawn without replacement and a random LOBPCG block for their graph (one program)."""
+    choose_key, start_key = jax.random.split(key)
+    landmarks = x[jax.random.choice(choose_key, x.shape[0], (n_landmarks,), replace=False)]
+    return landmarks, random_start(start_key, n_landmarks, block, x.dtype)
+
+
+@jax.jit
+def _times_sqrt_degrees(w, v):
+    return jnp.sqrt(degrees(w))[:, None] * v

@@ -5,6 +5,7 @@ docs/maths.md section 6.
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.experimental import sparse
@@ -14,6 +15,7 @@ from jaxmix import _validation as v
 LAPLACIANS = ("unnormalized", "symmetric", "random_walk")
 
 
+@jax.jit
 def degrees(w):
     """D_ii = sum_l w_il, for dense, BCOO or BCSR w."""
     return w @ jnp.ones(w.shape[0], w.dtype)
