@@ -42,19 +42,19 @@ class Mixture(ColumnFamily):
 
     def log_joint(self, params, x):
         """log p(x_i, z_i = k) = log w_k + log p_k(x_i), shape (N, K)."""
-        return _log_joint_rows(self, *self.check(params, x))
+        return _rows(_unchanged, self, *self.check(params, x))
 
     def log_prob(self, params, x):
         """log p(x_i) = logsumexp_k log p(x_i, z_i = k), shape (N,)."""
-        return logsumexp(self.log_joint(params, x), axis=1)
+        return _rows(_log_prob, self, *self.check(params, x))
 
     def posterior(self, params, x):
         """Responsibilities r_ik = p(z_i = k | x_i), shape (N, K); rows sum to one."""
-        return jax.nn.softmax(self.log_joint(params, x), axis=1)
+        return _rows(_posterior, self, *self.check(params, x))
 
     def predict(self, params, x):
         """The most probable component of each point, shape (N,)."""
-        return jnp.argmax(self.log_joint(params, x), axis=1)
+        return _rows(_most_probable, self, *self.check(params, x))
 
     def score(self, params, x):
         """The mean log-likelihood (1/N) sum_i log p(x_i)."""
@@ -90,11 +90,28 @@ class Mixture(ColumnFamily):
         return self.m_step(stats)
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def _log_joint_rows(model, params, x):
-    """``model._log_joint`` of rows, compiled once per model and shapes (called eagerly, its loops and
-    factorizations would otherwise dispatch op by op)."""
-    return model._log_joint(params, x.T).T
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _rows(reduce, model, params, x):
+    """``reduce`` of ``model._log_joint`` of rows (N, K), compiled once per reduction, model and shapes
+    (called eagerly, its loops, factorizations and reductions would otherwise dispatch op by op, each
+    compiled for every new number of rows)."""
+    return reduce(model._log_joint(params, x.T).T)
+
+
+def _unchanged(log_joint):
+    return log_joint
+
+
+def _log_prob(log_joint):
+    return logsumexp(log_joint, axis=1)
+
+
+def _posterior(log_joint):
+    return jax.nn.softmax(log_joint, axis=1)
+
+
+def _most_probable(log_joint):
+    return jnp.argmax(log_joint, axis=1)
 
 
 def safe_logits(weights):
