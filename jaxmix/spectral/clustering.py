@@ -27,9 +27,16 @@ from jaxmix.spectral.affinity import (
     _rbf_rows,
 )
 from jaxmix.spectral.components import check_connected_enough, dense_components
-from jaxmix.spectral.embedding import block_size, check_embedding_args, embed, normalize_rows, random_start
+from jaxmix.spectral.embedding import (
+    DENSE_EIGH_MAX,
+    block_size,
+    check_embedding_args,
+    embed,
+    normalize_rows,
+    random_start,
+)
 from jaxmix.spectral.laplacians import LAPLACIANS, degrees
-from jaxmix.spectral.neighbors import check_algorithm, knn_search
+from jaxmix.spectral.neighbors import check_algorithm, knn_search, locality_order
 
 AFFINITIES = ("rbf", "knn")
 
@@ -122,6 +129,18 @@ def spectral_clustering(key, x, n_clusters: int, *, affinity: str = "rbf", n_nei
         raise ValueError(f"n_neighbors must be < the number of points {m}, got {n_neighbors}.")
     if affinity == "rbf" and gamma is None:
         gamma = _default_gamma(x, algorithm)
+    # Near points at near indices: LOBPCG's sparse products then read nearby rows (1.8x faster at 200,000 points).
+    order = locality_order(x) if affinity == "knn" and algorithm == "kdtree" and m > DENSE_EIGH_MAX else None
+    arrays, gamma = _cluster(key, x if order is None else x[order], n_clusters, kind, affinity, n_neighbors, gamma,
+                             algorithm, n_init)
+    labels, embedding, values, centers, basis = arrays if order is None else _unpermuted(jnp.asarray(order), *arrays)
+    return SpectralResult(labels, embedding, values, centers, x, basis, n_clusters=n_clusters, kind=kind,
+                          affinity=affinity, n_neighbors=n_neighbors, gamma=gamma, algorithm=algorithm)
+
+
+def _cluster(key, x, n_clusters, kind, affinity, n_neighbors, gamma, algorithm, n_init):
+    """The graph, its embedding and k-means on checked arguments: ((labels, embedding, eigenvalues, centers,
+    basis), gamma)."""
     w, gamma, count_components = _graph(x, affinity, n_neighbors, gamma, algorithm)
     remedy = ("decrease gamma (a wider bandwidth joins more points)" if affinity == "rbf"
               else "increase n_neighbors")
@@ -134,9 +153,14 @@ def spectral_clustering(key, x, n_clusters: int, *, affinity: str = "rbf", n_nei
         start = _landmark_start(embed_key, x, w, n_clusters, kind, affinity, n_neighbors, gamma, algorithm)
         embedding, values, basis = embed(w, start, n_clusters, kind, method, _REFINE_ITERATIONS)
     centers = fit(kmeans_key, KMeans(n_clusters), embedding, n_init=n_init, init="kmeans++").best.params.centers
-    labels = _nearest_center(centers, embedding)
-    return SpectralResult(labels, embedding, values, centers, x, basis, n_clusters=n_clusters, kind=kind,
-                          affinity=affinity, n_neighbors=n_neighbors, gamma=gamma, algorithm=algorithm)
+    return (_nearest_center(centers, embedding), embedding, values, centers, basis), gamma
+
+
+@jax.jit
+def _unpermuted(order, labels, embedding, values, centers, basis):
+    """The results on x[order] back in x's order: row order[i] of each per-point array is row i."""
+    inverse = jnp.zeros_like(order).at[order].set(jnp.arange(order.shape[0], dtype=order.dtype))
+    return labels[inverse], embedding[inverse], values, centers, basis[inverse]
 
 
 def default_neighbors(m: int) -> int:

@@ -147,6 +147,13 @@ def knn_search(queries, points, k, algorithm):
     return search(queries, points, k)
 
 
+def locality_order(x) -> np.ndarray:
+    """A permutation of the rows of x that keeps the points of each leaf of a kd-tree together (cKDTree's
+    ``indices``): near points get near positions, so that a kNN graph on x[order] has its entries near
+    its diagonal and products with it read nearby rows of the block they multiply."""
+    return _kdtree_class()(np.asarray(x)).indices
+
+
 def neighbours(x, n_neighbors, algorithm):
     """The n_neighbors nearest other points of every point: (squared distances, indices) (m, n_neighbors)."""
     squared, index = knn_search(x, x, n_neighbors + 1, algorithm)
