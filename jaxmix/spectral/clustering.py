@@ -35,7 +35,7 @@ from jaxmix.spectral.embedding import (
     normalize_rows,
     random_start,
 )
-from jaxmix.spectral.laplacians import LAPLACIANS, degrees
+from jaxmix.spectral.laplacians import LAPLACIANS, degrees, times
 from jaxmix.spectral.neighbors import check_algorithm, knn_search, locality_order
 
 AFFINITIES = ("rbf", "knn")
@@ -185,7 +185,7 @@ def _extend(weights, index, basis, eigenvalues, kind):
         n, r = weights.shape
         indptr = jnp.arange(0, n * r + 1, r, dtype=index.dtype)
         weights = sparse.BCSR((weights.ravel(), index.ravel(), indptr), shape=(n, basis.shape[0]))
-    total = weights @ basis
+    total = times(weights, basis)
     denominator = d - eigenvalues if kind == "unnormalized" else d * (1.0 - eigenvalues)
     values = jnp.where(denominator > 0, total / jnp.where(denominator > 0, denominator, 1.0), 0.0)
     return normalize_rows(values) if kind == "symmetric" else values
