@@ -259,9 +259,13 @@ def _landmark_start(key, x, w, n_clusters, kind, affinity, n_neighbors, gamma, a
 
 @functools.partial(jax.jit, static_argnames=("n_landmarks", "block"))
 def _landmarks(key, x, n_landmarks, block):
-    """n_landmarks rows of x drawn without replacement and a random LOBPCG block for their graph (one program)."""
+    """n_landmarks rows of x drawn without replacement and a random LOBPCG block for their graph (one program).
+
+    The rows are those of the n_landmarks largest of m uniform draws, a uniform random subset: 2 ms at
+    m = 200,000 where ``jax.random.choice(replace=False)``, which shuffles all m, took 94 ms.
+    """
     choose_key, start_key = jax.random.split(key)
-    landmarks = x[jax.random.choice(choose_key, x.shape[0], (n_landmarks,), replace=False)]
+    landmarks = x[jax.lax.top_k(jax.random.uniform(choose_key, (x.shape[0],)), n_landmarks)[1]]
     return landmarks, random_start(start_key, n_landmarks, block, x.dtype)
 
 

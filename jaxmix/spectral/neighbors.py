@@ -98,7 +98,7 @@ def _exact_squared(queries, points, index):
 def _kdtree_search(queries, points, k):
     distances, index = _kdtree_class()(points).query(queries, k=k, workers=-1)
     distances, index = distances.reshape(len(queries), k), index.reshape(len(queries), k)
-    return np.square(distances).astype(points.dtype), index.astype(np.int32)
+    return np.square(distances, out=distances).astype(points.dtype), index.astype(np.int32)
 
 
 def _brute_search(queries, points, k):
@@ -159,5 +159,6 @@ def neighbours(x, n_neighbors, algorithm):
     squared, index = knn_search(x, x, n_neighbors + 1, algorithm)
     is_self = index == np.arange(len(index))[:, None]
     # Drop the point itself (the first entry unless it has duplicates), else the farthest neighbour.
-    keep = np.argsort(is_self, axis=1, kind="stable")[:, :n_neighbors]
-    return np.take_along_axis(squared, keep, axis=1), np.take_along_axis(index, keep, axis=1)
+    keep = np.ones_like(is_self)
+    keep[np.arange(len(index)), np.where(is_self.any(axis=1), is_self.argmax(axis=1), n_neighbors)] = False
+    return squared[keep].reshape(-1, n_neighbors), index[keep].reshape(-1, n_neighbors)
