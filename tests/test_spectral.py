@@ -190,6 +190,26 @@ def test_knn_affinity_matches_sklearn(x64, n_features):
 
 
 
+@pytest.mark.parametrize("algorithm", ["kdtree", "brute"])
+def test_repeated_points_are_neighbours_at_distance_zero_but_never_their_own(x64, algorithm):
+    """scikit-learn's rule: a point's copies are its neighbours, itself never, even past n_neighbors copies."""
+    def merged(w):  # the two copies x[0] = x[1] as one vertex: which copy ties for a third point's k-th is arbitrary
+        w = np.array(w)
+        w[:, 0] += w[:, 1]
+        w[0] += w[1]
+        return np.delete(np.delete(w, 1, axis=0), 1, axis=1)
+
+    x = np.random.default_rng(5).normal(size=(60, 2))
+    x[1] = x[0]
+    a = kneighbors_graph(x, 5, include_self=False)
+    w = np.asarray(knn_affinity(x, n_neighbors=5, algorithm=algorithm).todense())
+    assert w[0, 1] == w[1, 0] == 1.0
+    np.testing.assert_allclose(merged(w), merged((0.5 * (a + a.T)).toarray()), atol=1e-12)
+    x[10:18] = x[9]  # nine copies of one point: each row's 5 neighbours are 5 of its 8 other copies
+    w = np.asarray(knn_affinity(x, n_neighbors=5, algorithm=algorithm).todense())
+    assert np.all(np.diag(w) == 0) and np.sum(2 * w[9:18, 9:18]) == 2 * 9 * 5
+
+
 @pytest.mark.parametrize("n_features", [2, 20])
 def test_spectral_clusterings_compressed_knn_graph_is_sklearns(x64, n_features):
     """The BCSR graph of spectral_clustering (A + A^T merged by scipy) against scikit-learn's kneighbors_graph."""
