@@ -94,8 +94,11 @@ def spectral_clustering(key, x, n_clusters: int, *, affinity: str = "rbf", n_nei
     ``algorithm`` is the nearest-neighbour search behind the kNN graph, the bandwidth heuristic and
     ``predict`` (``jaxmix.spectral.neighbors``): "kdtree" (scipy's ``cKDTree``), "brute" (blockwise
     JAX) or "auto": "kdtree" when scipy is importable and x has at most 16 features, else "brute".
-    ``affinity="knn"`` needs scipy whatever the backend (``jaxmix[spectral]``): it counts the graph's
-    connected components with ``scipy.sparse.csgraph``.
+    ``affinity="knn"`` needs scipy whatever the backend (``jaxmix[spectral]``): it adds A and A^T
+    with ``scipy.sparse`` and counts the graph's connected components with ``scipy.sparse.csgraph``.
+    With "kdtree" above 2,048 points the kNN path runs on the points in kd-tree leaf order
+    (``neighbors.locality_order``: graph products then read nearby rows) and returns its results in
+    x's order.
 
     ``n_neighbors=None`` takes max(10, ceil(log2 m)) neighbours (10, scikit-learn's default, up
     to m = 1,024; 20 at m = 10^6). A kNN graph needs k of order log m to stay connected, and on
@@ -131,16 +134,18 @@ def spectral_clustering(key, x, n_clusters: int, *, affinity: str = "rbf", n_nei
         gamma = _default_gamma(x, algorithm)
     # Near points at near indices: LOBPCG's sparse products then read nearby rows (1.8x faster at 200,000 points).
     order = locality_order(x) if affinity == "knn" and algorithm == "kdtree" and m > DENSE_EIGH_MAX else None
-    arrays, gamma = _cluster(key, x if order is None else x[order], n_clusters, kind, affinity, n_neighbors, gamma,
-                             algorithm, n_init)
-    labels, embedding, values, centers, basis = arrays if order is None else _unpermuted(jnp.asarray(order), *arrays)
+    labels, embedding, values, centers, basis, gamma = _cluster(
+        key, x if order is None else x[order], n_clusters, kind, affinity, n_neighbors, gamma, algorithm, n_init
+    )
+    if order is not None:
+        labels, embedding, basis = _unpermuted(jnp.asarray(order), labels, embedding, basis)
     return SpectralResult(labels, embedding, values, centers, x, basis, n_clusters=n_clusters, kind=kind,
                           affinity=affinity, n_neighbors=n_neighbors, gamma=gamma, algorithm=algorithm)
 
 
 def _cluster(key, x, n_clusters, kind, affinity, n_neighbors, gamma, algorithm, n_init):
-    """The graph, its embedding and k-means on checked arguments: ((labels, embedding, eigenvalues, centers,
-    basis), gamma)."""
+    """The graph, its embedding and k-means on checked arguments: labels, embedding, eigenvalues, centers,
+    basis and the gamma used."""
     w, gamma, count_components = _graph(x, affinity, n_neighbors, gamma, algorithm)
     remedy = ("decrease gamma (a wider bandwidth joins more points)" if affinity == "rbf"
               else "increase n_neighbors")
@@ -153,14 +158,14 @@ def _cluster(key, x, n_clusters, kind, affinity, n_neighbors, gamma, algorithm, 
         start = _landmark_start(embed_key, x, w, n_clusters, kind, affinity, n_neighbors, gamma, algorithm)
         embedding, values, basis = embed(w, start, n_clusters, kind, method, _REFINE_ITERATIONS)
     centers = fit(kmeans_key, KMeans(n_clusters), embedding, n_init=n_init, init="kmeans++").best.params.centers
-    return (_nearest_center(centers, embedding), embedding, values, centers, basis), gamma
+    return _nearest_center(centers, embedding), embedding, values, centers, basis, gamma
 
 
 @jax.jit
-def _unpermuted(order, labels, embedding, values, centers, basis):
-    """The results on x[order] back in x's order: row order[i] of each per-point array is row i."""
+def _unpermuted(order, *arrays):
+    """Per-point results on x[order] back in x's order: row order[i] of each array is its row i."""
     inverse = jnp.zeros_like(order).at[order].set(jnp.arange(order.shape[0], dtype=order.dtype))
-    return labels[inverse], embedding[inverse], values, centers, basis[inverse]
+    return tuple(a[inverse] for a in arrays)
 
 
 def default_neighbors(m: int) -> int:
@@ -271,4 +276,5 @@ def _landmarks(key, x, n_landmarks, block):
 
 @jax.jit
 def _times_sqrt_degrees(w, v):
+    """D^1/2 v, row i of v times sqrt(D_ii)."""
     return jnp.sqrt(degrees(w))[:, None] * v
