@@ -10,7 +10,8 @@
   scikit-learn's.
 - EM: one ``e_step`` + ``m_step`` against scikit-learn's
   ``fit(max_iter=1, tol=0)`` from the same initial parameters (rtol 1e-8);
-  statistics of disjoint chunks add up to those of the whole data; integer
+  statistics of disjoint chunks add up to those of the whole data; a full-covariance
+  E-step over several blocks of points equals NumPy's statistics; integer
   ``sample_weight`` equals repeating rows.
 - ``sample``: component frequencies and per-component means and covariances
   of x given z within 5 standard errors of the parameters; keys reproduce.
@@ -38,6 +39,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture as SkGaussianMixture
 
 from jaxmix import GaussianMixture, GaussianMixtureParams, e_step
+from jaxmix.mixtures.gaussian import FULL_BLOCK
 
 COV_TYPES = ("full", "diag", "spherical", "tied", "identity")
 SKLEARN_TYPES = ("full", "diag", "spherical", "tied")
@@ -261,6 +263,26 @@ def test_chunked_statistics_add_up(x64, cov_type):
     combined = add_stats(e_step(model, params, x[:N])[0], e_step(model, params, x[N:])[0])
     chex.assert_trees_all_close(combined, whole, rtol=1e-12, atol=1e-12)
     chex.assert_trees_all_close(model.m_step(combined), model.m_step(whole), rtol=1e-12, atol=1e-12)
+
+
+def test_full_e_step_over_blocks_matches_numpy(x64):
+    """More points than one block of the full-covariance E-step (FULL_BLOCK; the last block padded):
+    weighted statistics and log-likelihood equal NumPy's over all points at once."""
+    k, d = 3, 2
+    rng = rng_for("full", 9)
+    params = random_params(rng, "full", k, d)
+    x = random_data(rng, params, "full", 2 * FULL_BLOCK + 3)
+    w = rng.uniform(0.0, 2.0, len(x)) * (rng.uniform(size=len(x)) > 0.1)
+    stats, mean_log_likelihood = e_step(GaussianMixture(k, "full"), params, x, sample_weight=w)
+
+    log_joint = scipy_log_joint(params, "full", x)
+    log_prob = logsumexp(log_joint, axis=1)
+    wr = w[:, None] * np.exp(log_joint - log_prob[:, None])
+    y = x[:, None, :] - np.asarray(params.means)[None]  # (N, K, D)
+    assert_f64_close(stats.counts, wr.sum(axis=0))
+    assert_f64_close(stats.sums, np.einsum("nk,nkd->kd", wr, y))
+    assert_f64_close(stats.scatter, np.einsum("nk,nkd,nke->kde", wr, y, y))
+    assert_f64_close(mean_log_likelihood, np.sum(w * log_prob) / np.sum(w))
 
 
 @pytest.mark.parametrize("cov_type", COV_TYPES)

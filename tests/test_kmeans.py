@@ -11,7 +11,10 @@ What is checked against what:
   and still scikit-learn's result; empty centers relocated as scikit-learn does.
 - float32 data 1e5 away from the origin (where the expanded
   ||x||^2 - 2 x.c + ||c||^2 in float32 mislabels most points) against the
-  float64 scikit-learn labels on the same values.
+  float64 scikit-learn labels on the same values; 64 well-separated float32
+  clusters over several E-step chunks against float64 scikit-learn.
+- Ties (points equidistant from two centers, duplicated centers) go to the lowest
+  index, as numpy's argmin, with packed keys (K <= 256) and without (K = 300).
 """
 
 import warnings
@@ -155,3 +158,30 @@ def test_float32_data_far_from_origin_labels_match_float64():
     centers = np.asarray(result.params.centers, np.float64)
     np.testing.assert_allclose(centers, sk.cluster_centers_, atol=2 * ulp)
     np.testing.assert_allclose(-float(result.log_likelihood) * N, sk.inertia_, rtol=1e-3)
+
+
+@pytest.mark.parametrize("k", [8, 300])
+def test_ties_go_to_the_lowest_index(x64, k):
+    centers = (np.arange(k) // 2).astype(float)[:, None]  # every center twice
+    x = np.arange(0.0, k // 2, 0.5)[:, None]  # on a center pair or halfway between two pairs
+    expected = brute_force_labels(x, centers)
+    assert np.all(expected == 2 * np.floor(x[:, 0]))  # the lower copy of the lower pair
+    model = KMeans(k)
+    np.testing.assert_array_equal(np.asarray(model.predict(KMeansParams(centers), x)), expected)
+    stats, _ = e_step(model, KMeansParams(centers), x)
+    np.testing.assert_array_equal(np.asarray(stats.counts), np.bincount(expected, minlength=k))
+
+
+def test_float32_labels_of_separated_clusters_over_chunks_match_float64():
+    """64 clusters (sd 1, means 40 apart) in float32, 20,000 points (three E-step chunks): labels and
+    centers as scikit-learn's float64 Lloyd from the same start."""
+    rng = np.random.default_rng(5)
+    means = rng.normal(size=(64, 4)) * 40.0
+    x32 = (means[rng.integers(0, 64, 20_000)] + rng.normal(size=(20_000, 4))).astype(np.float32)
+    start = x32[rng.choice(len(x32), 64, replace=False)]
+    sk = SkKMeans(64, init=start.astype(np.float64), n_init=1, algorithm="lloyd", tol=0.0, max_iter=5)
+    sk.fit(x32.astype(np.float64))
+    model = KMeans(64)
+    result = fit_em(model, KMeansParams(start), x32, max_iter=5, tol=0.0)
+    np.testing.assert_array_equal(np.asarray(model.predict(result.params, x32)), sk.labels_)
+    np.testing.assert_allclose(np.asarray(result.params.centers), sk.cluster_centers_, rtol=1e-5, atol=1e-4)

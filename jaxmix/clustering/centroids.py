@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxmix import _validation as v
-from jaxmix._distances import centered, squared_distances
+from jaxmix._distances import centered
 from jaxmix.protocol import ColumnFamily
 
 
@@ -33,15 +33,55 @@ class CentroidStats(NamedTuple):
     reference: jax.Array
 
 
+def pairwise_min(values):
+    """The minimum over the leading axis of (K, ...) values, as a tree of elementwise minima of
+    adjacent rows (one fused pass: XLA's CPU backend splits a reduction over more than 32 rows
+    into slower windowed reductions)."""
+    while values.shape[0] > 1:
+        half = values.shape[0] // 2
+        pairs = jnp.minimum(values[0:2 * half:2], values[1:2 * half:2])
+        values = jnp.concatenate([pairs, values[2 * half:]])
+    return values[0]
+
+
 def first_argmin(values):
     """``(argmin, min)`` over the leading axis of (K, N) values, ties to the lowest index.
 
-    Written as two plain ``min`` reductions: XLA's CPU backend runs the
-    variadic reduction behind ``jnp.argmin`` several times slower.
+    Written as two plain minima: XLA's CPU backend runs the variadic
+    reduction behind ``jnp.argmin`` several times slower.
     """
-    smallest = jnp.min(values, axis=0)
+    smallest = pairwise_min(values)
     index = jax.lax.broadcasted_iota(jnp.int32, values.shape, 0)
-    return jnp.min(jnp.where(values == smallest, index, values.shape[0]), axis=0), smallest
+    return pairwise_min(jnp.where(values == smallest, index, values.shape[0])), smallest
+
+
+PACKED_INDEX_BITS = 8  # nearest_centers packs the center index into keys for K <= 2^8
+
+
+def nearest_centers(xt, centers):
+    """z_i = argmin_k ||x_i - c_k||^2 for points xt (D, N) and centers (K, D), shape (N,).
+
+    The squared distances are one matrix product, ||c||^2 - 2 c x + ||x||^2 about the
+    centers' mean (``centered``, clamped at 0). For K <= 2^8 the argmin is one integer
+    minimum (``pairwise_min``) over keys: each distance's float bits (order-preserving for
+    non-negative floats) with their b = bit_length(K - 1) lowest bits replaced by k, so one
+    pass over the K x N distances gives both. Distances that agree to a relative
+    2^-(23 - b) (float32; 2^-(52 - b) in float64), within the float32 rounding of the product
+    itself, count as ties; ties go to the lowest index. Larger K use ``first_argmin``.
+    On the speed, benchmarks/README.md, "Measurements the code relies on".
+    """
+    xs, cs = centered(xt, centers)
+    distances = jnp.sum(jnp.square(cs), axis=1)[:, None] - 2.0 * cs @ xs + jnp.sum(jnp.square(xs), axis=0)
+    distances = jnp.maximum(distances, 0.0)
+    bits = max(centers.shape[0] - 1, 1).bit_length()
+    if bits > PACKED_INDEX_BITS:
+        return first_argmin(distances)[0]
+    integer = jnp.int32 if distances.dtype == jnp.float32 else jnp.int64
+    mask = (1 << bits) - 1
+    # Sign bit cleared too (a clamped -0.0 is 0.0).
+    keys = jax.lax.bitcast_convert_type(distances, integer) & (jnp.iinfo(integer).max & ~mask)
+    keys = keys | jax.lax.broadcasted_iota(integer, keys.shape, 0)
+    return (pairwise_min(keys) & mask).astype(jnp.int32)
 
 
 class CentroidModel(ColumnFamily):
@@ -91,9 +131,9 @@ class CentroidModel(ColumnFamily):
         return new._replace(counts=(1 - rho) * old.counts + rho * new.counts, sums=(1 - rho) * sums + rho * new.sums)
 
     def predict(self, params, x):
-        """The index of the nearest center, shape (N,)."""
+        """The index of the nearest center, shape (N,) (``nearest_centers``, as the E-step assigns)."""
         params, x = self.check(params, x)
-        return first_argmin(squared_distances(x.T, params.centers))[0]
+        return _nearest_rows(x, params.centers)
 
     def score(self, params, x):
         """The negative mean objective at ``params`` (higher is better)."""
@@ -101,6 +141,12 @@ class CentroidModel(ColumnFamily):
 
     def _from_statistics(self, stats: CentroidStats):
         return CentroidModel.m_step(self, stats)
+
+
+@jax.jit
+def _nearest_rows(x, centers):
+    """``nearest_centers`` of rows x (N, D), compiled once per shapes."""
+    return nearest_centers(x.T, centers)
 
 
 @functools.partial(jax.jit, static_argnums=0)

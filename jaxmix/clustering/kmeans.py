@@ -9,8 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxmix import _validation as v
-from jaxmix._distances import centered
-from jaxmix.clustering.centroids import CentroidModel, first_argmin
+from jaxmix.clustering.centroids import CentroidModel, nearest_centers
 
 
 class KMeansParams(NamedTuple):
@@ -80,11 +79,9 @@ class KMeans(CentroidModel):
         return jax.nn.one_hot(self.predict(params, x), self.n_clusters, dtype=params.centers.dtype)
 
     def _summarize(self, params, xt, weights):
-        # argmin_k ||x_i - mu_k||^2 = argmin_k (||mu_k||^2 - 2 mu_k . x_i), one matrix product (centered
-        # on common_center); the reported distance to the nearest center is then summed from x_i - mu_{z_i}
-        # itself, which cannot cancel in float32.
-        xs, cs = centered(xt, params.centers)
-        labels, _ = first_argmin(jnp.sum(jnp.square(cs), axis=1)[:, None] - 2.0 * cs @ xs)
+        # z_i from one matrix product (nearest_centers); the reported distance to the nearest center is
+        # then summed from x_i - mu_{z_i} itself, which cannot cancel in float32.
+        labels = nearest_centers(xt, params.centers)
         offsets = xt - params.centers[labels].T
         nearest = jnp.sum(jnp.square(offsets), axis=0)
         k = self.n_clusters
