@@ -485,12 +485,12 @@ def jaxmix_identity():
 
     root = os.path.dirname(jaxmix.__file__)
     digest, newest = hashlib.sha256(), 0.0
-    for name in sorted(os.listdir(root)):
-        if name.endswith(".py"):
-            path = os.path.join(root, name)
-            with open(path, "rb") as f:
-                digest.update(name.encode() + b"\0" + f.read())
-            newest = max(newest, os.path.getmtime(path))
+    paths = sorted(os.path.join(folder, name) for folder, _, names in os.walk(root) for name in names
+                   if name.endswith(".py"))
+    for path in paths:  # every module, subpackages included
+        with open(path, "rb") as f:
+            digest.update(os.path.relpath(path, root).encode() + b"\0" + f.read())
+        newest = max(newest, os.path.getmtime(path))
     stamp = datetime.fromtimestamp(newest, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     chunk = inspect.signature(fit_em).parameters.get("chunk_size")
     chunk = f"; fit_em chunk_size default {chunk.default}" if chunk is not None else ""
