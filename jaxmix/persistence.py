@@ -134,6 +134,8 @@ def load(path, family=None, *, metadata: bool = False, types=()) -> tuple[Any, .
 def _check_family(model, family) -> None:
     if family is None:
         return
+    if model is None:
+        raise ValueError(f"it holds no model (a tree that carries its own configuration), not {family}.")
     if isinstance(family, type):
         if not isinstance(model, family):
             raise ValueError(f"it holds a {type(model).__name__}, not a {family.__name__}.")

@@ -102,6 +102,8 @@ def test_a_spectral_result_loads_ready_to_predict(tmp_path):
     jaxmix.save(tmp_path / "spectral.npz", None, result)
     model, loaded = jaxmix.load(tmp_path / "spectral.npz")
     assert model is None and loaded.kind == result.kind and loaded.gamma == result.gamma
+    with pytest.raises(ValueError, match=r"spectral\.npz: it holds no model"):
+        jaxmix.load(tmp_path / "spectral.npz", jaxmix.KMeans)
     assert_bitwise(loaded, result)
     new = x[::7] + 0.05
     np.testing.assert_array_equal(jaxmix.spectral.predict(loaded, new), jaxmix.spectral.predict(result, new))
