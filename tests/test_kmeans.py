@@ -182,6 +182,6 @@ def test_float32_labels_of_separated_clusters_over_chunks_match_float64():
     sk = SkKMeans(64, init=start.astype(np.float64), n_init=1, algorithm="lloyd", tol=0.0, max_iter=5)
     sk.fit(x32.astype(np.float64))
     model = KMeans(64)
-    result = fit_em(model, KMeansParams(start), x32, max_iter=5, tol=0.0)
+    result = fit_em(model, KMeansParams(start), x32, max_iter=5, tol=0.0, chunk_size=8192)
     np.testing.assert_array_equal(np.asarray(model.predict(result.params, x32)), sk.labels_)
     np.testing.assert_allclose(np.asarray(result.params.centers), sk.cluster_centers_, rtol=1e-5, atol=1e-4)

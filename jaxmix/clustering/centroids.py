@@ -33,13 +33,14 @@ class CentroidStats(NamedTuple):
     reference: jax.Array
 
 
-def pairwise_min(values):
-    """The minimum over the leading axis of (K, ...) values, as a tree of elementwise minima of
-    adjacent rows (one fused pass: XLA's CPU backend splits a reduction over more than 32 rows
-    into slower windowed reductions)."""
+def pairwise_reduce(op, values):
+    """``op`` (jnp.minimum, jnp.add) over the leading axis of (K, ...) values, as a tree of
+    elementwise ops on adjacent rows (one fused pass: XLA's CPU backend splits a reduction
+    over more than 32 rows into slower windowed reductions, and runs one over 16 features
+    several times slower too)."""
     while values.shape[0] > 1:
         half = values.shape[0] // 2
-        pairs = jnp.minimum(values[0:2 * half:2], values[1:2 * half:2])
+        pairs = op(values[0:2 * half:2], values[1:2 * half:2])
         values = jnp.concatenate([pairs, values[2 * half:]])
     return values[0]
 
@@ -50,9 +51,9 @@ def first_argmin(values):
     Written as two plain minima: XLA's CPU backend runs the variadic
     reduction behind ``jnp.argmin`` several times slower.
     """
-    smallest = pairwise_min(values)
+    smallest = pairwise_reduce(jnp.minimum, values)
     index = jax.lax.broadcasted_iota(jnp.int32, values.shape, 0)
-    return pairwise_min(jnp.where(values == smallest, index, values.shape[0])), smallest
+    return pairwise_reduce(jnp.minimum, jnp.where(values == smallest, index, values.shape[0])), smallest
 
 
 PACKED_INDEX_BITS = 8  # nearest_centers packs the center index into keys for K <= 2^8
@@ -62,26 +63,27 @@ def nearest_centers(xt, centers):
     """z_i = argmin_k ||x_i - c_k||^2 for points xt (D, N) and centers (K, D), shape (N,).
 
     The squared distances are one matrix product, ||c||^2 - 2 c x + ||x||^2 about the
-    centers' mean (``centered``, clamped at 0). For K <= 2^8 the argmin is one integer
-    minimum (``pairwise_min``) over keys: each distance's float bits (order-preserving for
-    non-negative floats) with their b = bit_length(K - 1) lowest bits replaced by k, so one
-    pass over the K x N distances gives both. Distances that agree to a relative
-    2^-(23 - b) (float32; 2^-(52 - b) in float64), within the float32 rounding of the product
-    itself, count as ties; ties go to the lowest index. Larger K use ``first_argmin``.
+    centers' mean (``centered``; ||x||^2 summed by ``pairwise_reduce``). For K <= 2^8 the
+    argmin is one integer minimum (``pairwise_reduce``) over keys: each distance's float
+    bits mapped to integers of the same order (a negative rounding's magnitude bits flipped)
+    with their b = bit_length(K - 1) lowest bits replaced by k, so one pass over the K x N
+    distances gives both. Distances that agree to a relative 2^-(23 - b) (float32;
+    2^-(52 - b) in float64), within the float32 rounding of the product itself, count as
+    ties; ties go to the lowest index. Larger K use ``first_argmin``.
     On the speed, benchmarks/README.md, "Measurements the code relies on".
     """
     xs, cs = centered(xt, centers)
-    distances = jnp.sum(jnp.square(cs), axis=1)[:, None] - 2.0 * cs @ xs + jnp.sum(jnp.square(xs), axis=0)
-    distances = jnp.maximum(distances, 0.0)
+    norms = pairwise_reduce(jnp.add, jnp.square(xs))
+    distances = jnp.sum(jnp.square(cs), axis=1)[:, None] - 2.0 * cs @ xs + norms
     bits = max(centers.shape[0] - 1, 1).bit_length()
     if bits > PACKED_INDEX_BITS:
         return first_argmin(distances)[0]
     integer = jnp.int32 if distances.dtype == jnp.float32 else jnp.int64
+    keys = jax.lax.bitcast_convert_type(distances, integer)
+    keys = keys ^ ((keys >> (jnp.iinfo(integer).bits - 1)) & jnp.iinfo(integer).max)
     mask = (1 << bits) - 1
-    # Sign bit cleared too (a clamped -0.0 is 0.0).
-    keys = jax.lax.bitcast_convert_type(distances, integer) & (jnp.iinfo(integer).max & ~mask)
-    keys = keys | jax.lax.broadcasted_iota(integer, keys.shape, 0)
-    return (pairwise_min(keys) & mask).astype(jnp.int32)
+    keys = (keys & ~mask) | jax.lax.broadcasted_iota(integer, keys.shape, 0)
+    return (pairwise_reduce(jnp.minimum, keys) & mask).astype(jnp.int32)
 
 
 class CentroidModel(ColumnFamily):

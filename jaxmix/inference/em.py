@@ -27,7 +27,7 @@ import numpy as np
 from jaxmix import _validation as v
 from jaxmix.protocol import Family, combine_stats, require, stopping_tolerance
 
-DEFAULT_CHUNK_SIZE = 8192  # rows per E-step chunk; see fit_em
+DEFAULT_CHUNK_SIZE = 32768  # rows per E-step chunk; see fit_em (benchmarks/README.md, "Issue 17")
 
 
 class EMResult(NamedTuple):
