@@ -13,6 +13,7 @@ Progress goes to stderr, the report to stdout.
     python benchmarks/bench_em.py              # full run, n_iter=10 (scikit-learn's GMM dominates)
     python benchmarks/bench_em.py --quick      # N / 10, smoke run
     python benchmarks/bench_em.py --cases gmm-full,kmeans --n-iter 10
+    python benchmarks/bench_em.py --cases demo,tests   # the demo command twice, the test command once
 
 faiss-cpu is optional (``pip install jaxmix[bench]``); without it its row says so.
 
@@ -37,6 +38,11 @@ Method (see the footnotes the script prints):
 * First fit: a fresh Python process with no persistent compilation cache times
   ``fit(key(0), GaussianMixture(8), x, n_init=8)`` at (20,000, 8, 8) from before
   the call to ``block_until_ready``, compilation included (--repeats processes).
+* Demo and tests: ``python -m jaxmix demo`` twice in a row (the first with an empty
+  compilation cache, the second with the one the first filled) and the README's test
+  command ``python -m pytest`` with an empty test compilation cache, as on a fresh CI
+  machine: wall seconds, and the peak of the resident memory summed over the test
+  processes (pytest-xdist's workers included).
 * Each timing is the median (--stat) of --repeats runs; the runs of the
   libraries are interleaved so that drifting machine load hits all alike.
   On a shared machine, oversubscribed BLAS/OpenMP threads slow scikit-learn
@@ -52,12 +58,13 @@ import platform
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import warnings
 
 import numpy as np
 
-CASES = ("gmm-full", "gmm-diag", "kmeans", "first-fit", "fit-ninit")
+CASES = ("gmm-full", "gmm-diag", "kmeans", "first-fit", "fit-ninit", "demo", "tests")
 SIZES = {  # (N, D, K) at full size; --quick divides N by 10
     "gmm-full": (100_000, 16, 16),
     "gmm-diag": (100_000, 16, 16),
@@ -74,6 +81,8 @@ TARGET_RATIO = {
 }
 LABELS = {"gmm-full": "GMM full", "gmm-diag": "GMM diag", "kmeans": "k-means"}
 FIRST_FIT_TARGET_S = 1.5  # the first fit(n_init=8) of a fresh process, compile included
+DEMO_TARGET_S = (15.0, 8.0)  # `jaxmix demo`, whole command: first run (empty cache), second run
+TESTS_TARGET = (240.0, 2.5)  # the README's test command: seconds, peak resident GiB (all its processes)
 COMPILE_TARGET_S = 2.0
 N_RESTARTS = 8
 
@@ -425,6 +434,76 @@ def first_fit_child(args, n, d, k):
     print(json.dumps({"wall": wall, "cpu": cpu, "xla": xla}))
 
 
+def bench_demo():
+    """Seconds of two ``jaxmix demo`` commands in a row, the first with an empty compilation cache."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        command = [sys.executable, "-m", "jaxmix", "demo", "--out", os.path.join(tmp, "report"),
+                   "--compilation-cache", os.path.join(tmp, "cache")]
+        seconds = []
+        for run in ("first", "second"):
+            log(f"  {run} run: {' '.join(command[1:])}")
+            start = now()
+            subprocess.run(command, capture_output=True, text=True, timeout=900, check=True)
+            seconds.append(now() - start)
+    return seconds
+
+
+def bench_tests():
+    """The README's test command (``python -m pytest`` in the repository) with an empty compilation
+    cache: its seconds, the peak of the summed resident memory of it and its child processes (GiB,
+    sampled every 0.2 s), and its summary line."""
+    import tempfile
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "JAXMIX_TEST_COMPILATION_CACHE": tmp}
+        log(f"  python -m pytest in {root} (a few minutes)")
+        start, peak = now(), 0
+        process = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider"], cwd=root, env=env,
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        output = []
+        reader = threading.Thread(target=lambda: output.extend(process.stdout), daemon=True)
+        reader.start()
+        try:
+            while process.poll() is None:
+                peak = max(peak, tree_resident_bytes(process.pid))
+                time.sleep(0.2)
+                if now() - start > 1800:
+                    raise TimeoutError("the test command ran over 30 minutes")
+        finally:
+            process.kill()
+            process.wait()
+        reader.join(10)
+    seconds = now() - start
+    summary = next((line.strip(" =\n") for line in reversed(output) if " passed" in line), "no summary line")
+    return seconds, peak / 2**30, summary, process.returncode
+
+
+def tree_resident_bytes(pid):
+    """The resident memory of ``pid`` and all its descendants (Linux /proc), bytes."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    parent = int(f.read().rsplit(")", 1)[1].split()[1])
+                children.setdefault(parent, []).append(int(entry))
+            except (OSError, ValueError, IndexError):
+                continue
+    total, stack = 0, [pid]
+    while stack:
+        current = stack.pop()
+        stack.extend(children.get(current, []))
+        try:
+            with open(f"/proc/{current}/statm") as f:
+                total += int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except OSError:
+            continue
+    return total
+
+
 # --------------------------------------------------------------------------- report
 
 
@@ -518,7 +597,7 @@ def verdict(ok: bool) -> str:
     return "met" if ok else "**missed**"
 
 
-def target_rows(rows, first_fit):
+def target_rows(rows, first_fit, demo=None, tests=None):
     """The issue's table: one row per target with the measured figures and the verdict."""
     lines = ["| what (N, D, K) | jaxmix | reference | ratio | target | verdict | notes |",
              "|---|---:|---:|---:|---|---|---|"]
@@ -538,6 +617,21 @@ def target_rows(rows, first_fit):
         if case == "kmeans" and "faiss-cpu" not in r["refs"]:
             lines.append(f"| {label} faiss-cpu | - | - | - | <= {TARGET_RATIO[case, 'faiss-cpu']}x | not measured "
                          "| faiss-cpu not installed (`pip install jaxmix[bench]`) |")
+    if demo is not None:
+        first, second = demo
+        lines.append(
+            f"| `jaxmix demo` (whole command, installed), first / second run, s | {first:.1f} / {second:.1f} | - | - "
+            f"| <= {DEMO_TARGET_S[0]:g} / <= {DEMO_TARGET_S[1]:g} s "
+            f"| {verdict(first <= DEMO_TARGET_S[0])} / {verdict(second <= DEMO_TARGET_S[1])} "
+            "| first run with an empty compilation cache, the second with the one it filled |")
+    if tests is not None:
+        seconds, gib, summary, code = tests
+        lines.append(
+            f"| the README's test command, s / peak GiB | {seconds:.0f} / {gib:.2f} | - | - "
+            f"| <= {TESTS_TARGET[0]:g} s / <= {TESTS_TARGET[1]:g} GiB "
+            f"| {verdict(seconds <= TESTS_TARGET[0])} / {verdict(gib <= TESTS_TARGET[1])} "
+            f"| {summary}{'' if code == 0 else f'; exit status {code}'}; empty compilation cache; "
+            "memory summed over its processes |")
     if first_fit is not None:
         (n, d, k), runs = first_fit
         seconds = {key: ", ".join(f"{run[key]:.2f}" for run in runs) for key in ("wall", "xla", "cpu")}
@@ -616,23 +710,27 @@ def main(argv=None):
     lines.append("")
 
     t_start = now()
-    rows, fit_row, first_fit = [], None, None
+    rows, fit_row, first_fit, demo, tests = [], None, None, None, None
     for case in args.cases:
-        n, d, k = sizes[case]
-        log(f"[{case}] N={n:,} D={d} K={k}")
+        n, d, k = sizes.get(case, (0, 0, 0))
+        log(f"[{case}]" + (f" N={n:,} D={d} K={k}" if n else ""))
         if case in ("gmm-full", "gmm-diag"):
             rows.append((case, (n, d, k), bench_gmm(args, case.split("-")[1], n, d, k)))
         elif case == "kmeans":
             rows.append((case, (n, d, k), bench_kmeans(args, n, d, k)))
         elif case == "first-fit":
             first_fit = ((n, d, k), bench_first_fit(args, n, d, k))
+        elif case == "demo":
+            demo = bench_demo()
+        elif case == "tests":
+            tests = bench_tests()
         else:
             fit_rows = [bench_fit_restarts(args, n, d, k, 0.0, args.n_iter),
                         bench_fit_restarts(args, n, d, k, 1e-3, 100)]
             fit_row = ((n, d, k), fit_rows)
 
-    if rows or first_fit:
-        lines += target_rows(rows, first_fit)
+    if rows or first_fit or demo or tests:
+        lines += target_rows(rows, first_fit, demo, tests)
     if rows:
         lines += ["", "Compile time, in the benchmark process:", ""] + compile_rows(rows)
     if fit_row is not None:

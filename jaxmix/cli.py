@@ -17,8 +17,10 @@ import jax
 
 from jaxmix import demo
 from jaxmix._compilation_cache import default_cache_dir, enable_compilation_cache
+from jaxmix.inference.threads import usable_cores
 
 MAX_SEED = 2**32 - 1  # jax.random.key keeps the low 32 bits of a seed (64 with jax_enable_x64)
+MAX_DEMO_WORKERS = 4  # the demo's longest section takes about a quarter of it
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -39,6 +41,11 @@ def _parser() -> argparse.ArgumentParser:
         help="keep compiled programs in DIR, so that a second run compiles nothing (default: "
         f"{default_cache_dir()}; 'none' turns it off)",
     )
+    demo_parser.add_argument(
+        "--workers", type=int, default=None, metavar="N",
+        help="run the sections in N processes at once (default: the CPU cores this process may use, "
+        f"at most {MAX_DEMO_WORKERS}; 1 runs them here, one after another)",
+    )
     return parser
 
 
@@ -46,6 +53,13 @@ def _seed_problem(seed: int) -> str | None:
     """Why ``seed`` is refused (None if it is not): outside 0 .. 2**32 - 1, seeds would alias or overflow."""
     if not 0 <= seed <= MAX_SEED:
         return f"--seed must be an integer from 0 to {MAX_SEED}, got {seed}"
+    return None
+
+
+def _workers_problem(workers: int | None) -> str | None:
+    """Why ``workers`` is refused (None if it is not)."""
+    if workers is not None and workers < 1:
+        return f"--workers must be a positive integer, got {workers}"
     return None
 
 
@@ -71,14 +85,15 @@ def main(argv=None) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
     args = _parser().parse_args(argv)
     if args.command == "demo":
-        problem = _seed_problem(args.seed) or _out_problem(args.out)
+        problem = _seed_problem(args.seed) or _workers_problem(args.workers) or _out_problem(args.out)
         if problem:
             print(f"jaxmix demo: error: {problem}", file=sys.stderr)
             return 2
         if args.compilation_cache != "none":
             enable_compilation_cache(args.compilation_cache)
         try:
-            demo.run(args.out, jax.random.key(args.seed))
+            workers = min(usable_cores(), MAX_DEMO_WORKERS) if args.workers is None else args.workers
+            demo.run(args.out, jax.random.key(args.seed), workers)
         except demo.MissingExtraError as err:
             print(f"jaxmix demo: error: {err}", file=sys.stderr)
             return 1

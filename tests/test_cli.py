@@ -42,8 +42,18 @@ EXPECTED_IMAGES = [
 ]
 
 
-def test_demo_writes_report_with_its_figures(tmp_path, capsys):
-    assert cli.main(["demo", "--out", str(tmp_path), "--compilation-cache", "none"]) == 0
+def run_demo(args, timeout=600):
+    """``python -m jaxmix demo ARGS`` in a child under a deadline, with this run's compilation cache;
+    its stdout. Two section processes, whatever the machine."""
+    cache = jax.config.jax_compilation_cache_dir or "none"
+    result = subprocess.run([sys.executable, "-m", "jaxmix", "demo", "--compilation-cache", cache, *args],
+                            capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout
+
+
+def test_demo_writes_report_with_its_figures(tmp_path):
+    out = run_demo(["--out", str(tmp_path), "--workers", "2"])
 
     report = (tmp_path / "report.md").read_text()
     headings = [line for line in report.splitlines() if line.startswith("#")]
@@ -78,27 +88,52 @@ def test_demo_writes_report_with_its_figures(tmp_path, capsys):
     assert [m[0] for m in methods] == ["em", *comparison.OPTIMIZERS]
     assert methods[0][3:] == (str(comparison.N_STARTS), str(comparison.N_STARTS))
 
-    out = capsys.readouterr().out
     for i in range(1, len(demo.SECTIONS) + 1):
         assert f"[{i}/{len(demo.SECTIONS)}]" in out
 
 
+LIGHT_SECTIONS = """
+import sys
+import jax
+from jaxmix.demo import report
+report.SECTIONS = report.SECTIONS[:4]  # samples, log-density, posterior, exponential: a few seconds
+report.run(sys.argv[1], jax.random.key(3), int(sys.argv[2]))
+"""
+
+
+def test_section_processes_write_the_same_report_and_figures(tmp_path):
+    """``run(..., workers=2)`` (sections in two spawned processes, finishing in any order) writes the
+    report and figures of ``workers=1``, byte for byte."""
+    outputs = {}
+    for workers in (1, 2):
+        out = tmp_path / str(workers)
+        subprocess.run([sys.executable, "-c", LIGHT_SECTIONS, str(out), str(workers)], check=True, timeout=300,
+                       capture_output=True)
+        outputs[workers] = {path.name: path.read_bytes() for path in out.iterdir()}
+    assert sorted(outputs[1]) == ["exponential_mixture.png", "gmm_log_density.png", "gmm_responsibilities.png",
+                                  "gmm_samples.png", "report.md"]
+    assert outputs[2] == outputs[1]
+
+
 @pytest.mark.parametrize(
-    "argv, out, seed, caches",
+    "argv, out, seed, caches, workers",
     [
-        (["demo"], "report", 0, [None]),
-        (["demo", "--out", "elsewhere", "--seed", "7"], "elsewhere", 7, [None]),
-        (["demo", "--seed", str(2**32 - 1), "--compilation-cache", "none"], "report", 2**32 - 1, []),
-        (["demo", "--compilation-cache", "programs"], "report", 0, ["programs"]),
+        (["demo"], "report", 0, [None], None),
+        (["demo", "--out", "elsewhere", "--seed", "7"], "elsewhere", 7, [None], None),
+        (["demo", "--seed", str(2**32 - 1), "--compilation-cache", "none"], "report", 2**32 - 1, [], None),
+        (["demo", "--compilation-cache", "programs", "--workers", "1"], "report", 0, ["programs"], 1),
+        (["demo", "--workers", "3"], "report", 0, [None], 3),
     ],
 )
-def test_demo_arguments_reach_run(monkeypatch, argv, out, seed, caches):
+def test_demo_arguments_reach_run(monkeypatch, argv, out, seed, caches, workers):
+    """Default workers: the usable cores, at most ``cli.MAX_DEMO_WORKERS``."""
+    expected_workers = min(len(os.sched_getaffinity(0)), cli.MAX_DEMO_WORKERS) if workers is None else workers
     calls, enabled = [], []
-    monkeypatch.setattr(demo, "run", lambda out_dir, key: calls.append((out_dir, key)))
+    monkeypatch.setattr(demo, "run", lambda out_dir, key, workers: calls.append((out_dir, key, workers)))
     monkeypatch.setattr(cli, "enable_compilation_cache", enabled.append)  # the cache is process-wide
     assert cli.main(argv) == 0
-    [(out_dir, key)] = calls
-    assert out_dir == out and enabled == caches
+    [(out_dir, key, workers)] = calls
+    assert out_dir == out and enabled == caches and workers == expected_workers
     np.testing.assert_array_equal(jax.random.key_data(key), jax.random.key_data(jax.random.key(seed)))
 
 
@@ -128,7 +163,7 @@ def test_module_runs_as_a_script(module):
     assert result.stdout.startswith("usage: jaxmix ") and "demo" in result.stdout
 
 
-def no_demo(out_dir, key):
+def no_demo(out_dir, key, workers):
     raise AssertionError("the demo must not start on bad arguments")
 
 
@@ -145,6 +180,13 @@ def test_seed_out_of_range_is_a_one_line_error(monkeypatch, capsys, seed):
     monkeypatch.setattr(demo, "run", no_demo)
     assert cli.main(["demo", "--seed", str(seed)]) == 2
     assert_one_line_error(capsys.readouterr().err, "--seed")
+
+
+@pytest.mark.parametrize("workers", [0, -2])
+def test_workers_below_one_is_a_one_line_error(monkeypatch, capsys, workers):
+    monkeypatch.setattr(demo, "run", no_demo)
+    assert cli.main(["demo", "--workers", str(workers)]) == 2
+    assert_one_line_error(capsys.readouterr().err, "--workers")
 
 
 @pytest.mark.parametrize("below", ["", "sub", "sub/deeper"])
@@ -183,7 +225,7 @@ def test_out_in_a_read_only_directory_is_a_one_line_error(tmp_path, monkeypatch,
 
 
 def test_os_error_while_writing_is_a_one_line_error(tmp_path, monkeypatch, capsys):
-    def full_disk(out_dir, key):
+    def full_disk(out_dir, key, workers):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(demo, "run", full_disk)

@@ -18,7 +18,6 @@ import warnings
 import numpy as np
 
 N_ROWS, SETTINGS = 201, {"max_iter": 60, "tol": 1e-8}
-FAST_COMPILE = "--xla_backend_optimization_level=0"  # as in test_sharding: LLVM's work only, 40 % less compile
 
 
 def data():
@@ -57,7 +56,8 @@ def free_port() -> int:
 
 def test_two_processes_fit_as_one(tmp_path, x64):
     port, processes, deadline = free_port(), [], time.monotonic() + 150
-    env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count=2 {FAST_COMPILE}"}
+    # conftest.py's compile flags, and two CPU devices
+    env = {**os.environ, "XLA_FLAGS": f"{os.environ['XLA_FLAGS']} --xla_force_host_platform_device_count=2"}
     try:
         for process_id in (0, 1):
             log = open(tmp_path / f"{process_id}.log", "w")

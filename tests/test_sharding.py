@@ -19,9 +19,7 @@ import warnings
 import numpy as np
 
 DEVICES = 4
-# LLVM's optimization of the CPU code, not XLA's passes or partitioning: 40 % less compile time,
 # both sides of every comparison compiled alike.
-FAST_COMPILE = "--xla_backend_optimization_level=0"
 N_EVEN, N_ODD = 200, 202  # N_ODD rows are padded to 204 by global_rows
 # family: (n_features, init of fit, rows spread by "device_put" or "global_rows")
 FAMILIES = {
@@ -41,7 +39,8 @@ ONLINE = ("gaussian-tied", "kmeans")  # also fit_online (rows not padded: the sa
 def test_sharded_fits_equal_one_device_fits():
     """Two children (half the families each, side by side) under one deadline, killed whatever happens."""
     children, deadline = [], time.monotonic() + 300
-    env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={DEVICES} {FAST_COMPILE}"}
+    # conftest.py's compile flags, and four CPU devices
+    env = {**os.environ, "XLA_FLAGS": f"{os.environ['XLA_FLAGS']} --xla_force_host_platform_device_count={DEVICES}"}
     try:
         for part in (0, 1):
             children.append(subprocess.Popen([sys.executable, __file__, str(part)], env=env, text=True,
