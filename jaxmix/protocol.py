@@ -42,6 +42,10 @@ Optional capabilities, each checked once by the driver that needs it
   log-likelihood); families whose objective has the data's squared units
   return the data's variance so the rule does not depend on their scale.
 
+A family may also set ``compiler_options``, a dict of XLA options for its EM programs, put over
+``jaxmix.inference.em.EM_COMPILER_OPTIONS`` (options this jaxlib does not know are dropped), such as
+``FAST_COMPILE_OPTIONS``.
+
 Statistics are summed leaf by leaf, except that a statistics type may declare
 ``shared_fields`` (a tuple of field names of its NamedTuple, such as the
 reference point every block is centered on), kept from the first operand, or
@@ -69,6 +73,13 @@ __all__ = [
     "combine_stats",
     "require",
 ]
+
+
+# XLA options for a family whose E- and M-steps are matrix products and per-component passes (the full and
+# tied Gaussian mixtures): XLA's CPU backend runs them as fast without its MLIR fusion emitters, at LLVM
+# -O1, and compiles them in about half the time; running sums over blocks of points (the diagonal
+# moments) run 3x slower without the emitters (benchmarks/README.md, "Measurements the code relies on").
+FAST_COMPILE_OPTIONS = {"xla_cpu_use_fusion_emitters": False, "xla_backend_optimization_level": 1}
 
 
 @runtime_checkable

@@ -54,7 +54,7 @@ from jaxmix import (
     fit_em,
     initialize,
 )
-from jaxmix.protocol import stopping_tolerance
+from jaxmix.protocol import FAST_COMPILE_OPTIONS, stopping_tolerance
 
 # Shared sizes: every float64 run below uses (N, D, K) = (150, 2, 3) and
 # MAX_ITER iterations where it can, so the compiled loops are reused.
@@ -379,18 +379,18 @@ def test_second_call_with_same_shapes_does_not_retrace(x64):
     # A model no other test uses (its own class and reg_covar), so the first call must trace and compile.
     model = CountingGaussianMixture(K, "full", reg_covar=1.2345e-6)
     M_STEP_TRACES.clear()
-    cache_before = jaxmix.inference.em.em_program.jitted._cache_size()
+    cache_before = jaxmix.inference.em.em_program.jitted(model)._cache_size()
 
     first = fit_em(model, gmm_start("full"), X, max_iter=MAX_ITER, tol=1e-3)
     traced = len(M_STEP_TRACES)
     assert traced >= 1
-    assert jaxmix.inference.em.em_program.jitted._cache_size() == cache_before + 1
+    assert jaxmix.inference.em.em_program.jitted(model)._cache_size() == cache_before + 1
 
     # Different data values, start values and tol; same model, shapes and max_iter.
     other_start = GaussianMixtureParams(np.array([0.2, 0.5, 0.3]), MU0 - 1.0, 2.0 * COV0["full"])
     second = fit_em(model, other_start, X[::-1] * 1.5 + 2.0, max_iter=MAX_ITER, tol=1e-6)
     assert len(M_STEP_TRACES) == traced
-    assert jaxmix.inference.em.em_program.jitted._cache_size() == cache_before + 1
+    assert jaxmix.inference.em.em_program.jitted(model)._cache_size() == cache_before + 1
     assert np.isfinite(float(second.log_likelihood))
     assert float(second.log_likelihood) != float(first.log_likelihood)  # it really ran on the new inputs
 
@@ -515,14 +515,15 @@ def test_log_likelihood_history_never_decreases(name, data_seed, key_seed):
 
 
 def test_em_compiler_options_can_be_turned_off(monkeypatch):
-    """The one XLA option EM programs use is visible, and JAXMIX_EM_COMPILER_OPTIONS=0 turns it off."""
+    """The XLA options EM programs use are visible, a family's own go over them, and
+    JAXMIX_EM_COMPILER_OPTIONS=0 turns them all off."""
     em_module = jaxmix.inference.em
-    try:
-        monkeypatch.setenv("JAXMIX_EM_COMPILER_OPTIONS", "0")
-        em_module.em_compiler_options.cache_clear()
-        assert em_module.em_compiler_options() is None
-        monkeypatch.delenv("JAXMIX_EM_COMPILER_OPTIONS")
-        em_module.em_compiler_options.cache_clear()
-        assert em_module.em_compiler_options() in (None, em_module.EM_COMPILER_OPTIONS)
-    finally:
-        em_module.em_compiler_options.cache_clear()
+    monkeypatch.setenv("JAXMIX_EM_COMPILER_OPTIONS", "0")
+    assert em_module.em_compiler_options(GaussianMixture(2)) is None
+    monkeypatch.delenv("JAXMIX_EM_COMPILER_OPTIONS")
+    assert em_module.em_compiler_options() == em_module.EM_COMPILER_OPTIONS
+    assert em_module.em_compiler_options(GaussianMixture(2)) == {**em_module.EM_COMPILER_OPTIONS,
+                                                                 **FAST_COMPILE_OPTIONS}
+    assert em_module.em_compiler_options(GaussianMixture(2, "diag")) == em_module.EM_COMPILER_OPTIONS
+    unknown = type("Unknown", (), {"compiler_options": {"xla_no_such_option": True}})()
+    assert em_module.em_compiler_options(unknown) == em_module.EM_COMPILER_OPTIONS

@@ -129,11 +129,12 @@ def sharded_programs(model, start, x, weights, init, settings):
     x_checked, weights_checked = sharding.fit_data(model, x_checked, weights, rows)
     params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, x_checked.dtype), params)
     tol = jnp.asarray(settings["tol"], x_checked.dtype)
-    yield "fit_em", em.em_program.jitted.lower(model, params, x_checked, weights_checked, tol, settings["max_iter"],
-                                               settings["chunk_size"], rows).compile().as_text()
+    yield "fit_em", em.em_program.jitted(model).lower(model, params, x_checked, weights_checked, tol,
+                                                      settings["max_iter"], settings["chunk_size"],
+                                                      rows).compile().as_text()
     static, dynamic = restarts.fit_arguments(jax.random.key(0), model, x, n_init=2, init=init, sample_weight=weights,
                                              **settings)
-    yield "fit", restarts.fit_program.jitted.lower(*dynamic, **static).compile().as_text()
+    yield "fit", restarts.fit_program.jitted(static["model"]).lower(*dynamic, **static).compile().as_text()
 
 
 def check_refusals(mesh):

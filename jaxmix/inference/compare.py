@@ -281,7 +281,7 @@ def compare_fits(key, model, x, *, optimizers: Mapping | None = None, n_starts: 
     with progress_bar(int(em) + len(optimizers), "compare_fits", progress) as bar:
         if em:
             tol = jnp.asarray(tol, x.dtype)
-            lowered = em_program.jitted.lower(model=model, params=first, x=x, weights=weights, tol=tol,
+            lowered = em_program.jitted(model).lower(model=model, params=first, x=x, weights=weights, tol=tol,
                                               max_iter=max_iter, chunk_size=chunk_size)
             out, compile_s, run_s = _compile_and_time(
                 lowered, lambda program, p: program(params=p, x=x, weights=weights, tol=tol), starts, repeats)

@@ -164,30 +164,42 @@ def accumulate(model, params, xb, wb):
 # XLA's CPU backend (jaxlib 0.10) hands matrix products, and fusions of elementwise ops and
 # reductions around them, to YNNPACK "library fusions". For EM the fused reductions were
 # measured slow (benchmarks/README.md, "Measurements the code relies on"), so EM programs hand
-# XLA's library only individual matrix products.
+# XLA's library only individual matrix products. A family may add options of its own
+# (``compiler_options``, ``jaxmix.protocol``).
 EM_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
 
 
-@functools.cache
-def em_compiler_options() -> dict | None:
-    """``EM_COMPILER_OPTIONS`` if this jaxlib knows the option, else None (checked once).
+def em_compiler_options(model=None) -> dict | None:
+    """The XLA options of ``model``'s EM programs: ``EM_COMPILER_OPTIONS`` with the family's own
+    ``compiler_options`` over them (optional; ``jaxmix.protocol``), as far as this jaxlib knows them
+    (each set checked once): the whole set, else ``EM_COMPILER_OPTIONS`` alone, else None.
 
     Opt out (XLA's own defaults for every EM program) by setting the environment
-    variable ``JAXMIX_EM_COMPILER_OPTIONS=0`` before the first fit.
+    variable ``JAXMIX_EM_COMPILER_OPTIONS=0``.
     """
     if os.environ.get("JAXMIX_EM_COMPILER_OPTIONS", "1") == "0":
         return None
+    merged = {**EM_COMPILER_OPTIONS, **getattr(model, "compiler_options", {})}
+    for options in (merged, EM_COMPILER_OPTIONS):
+        if _known(tuple(sorted(options.items()))):
+            return options
+    return None
+
+
+@functools.cache
+def _known(options: tuple) -> bool:
+    """Whether this jaxlib compiles a program with ``options`` ((name, value) pairs)."""
     try:
-        jax.jit(lambda a: a, compiler_options=EM_COMPILER_OPTIONS).lower(0.0).compile()
+        jax.jit(lambda a: a, compiler_options=dict(options)).lower(0.0).compile()
     except jax.errors.JaxRuntimeError:
-        return None
-    return EM_COMPILER_OPTIONS
+        return False
+    return True
 
 
 class EMProgram:
-    """``jax.jit(fn, static_argnames=..., compiler_options=em_compiler_options())``, built at first call.
+    """``jax.jit(fn, static_argnames=..., compiler_options=em_compiler_options(model))``, per option set.
 
-    Built lazily because the option check compiles a tiny program, which
+    Built at first call, because the option check compiles a tiny program, which
     should wait until EM first runs (not happen at import). Called under a
     caller's own jit, where JAX accepts no compiler options, it is a plain
     nested jit and the caller's options apply.
@@ -196,13 +208,20 @@ class EMProgram:
     def __init__(self, fn, static_argnames):
         self.fn, self.static_argnames = fn, static_argnames
         self.nested = jax.jit(fn, static_argnames=static_argnames)
+        self._programs = {}
 
-    @functools.cached_property
-    def jitted(self):
-        return jax.jit(self.fn, static_argnames=self.static_argnames, compiler_options=em_compiler_options())
+    def jitted(self, model):
+        """The jitted function with ``model``'s EM compiler options."""
+        options = em_compiler_options(model)
+        key = None if options is None else tuple(sorted(options.items()))
+        if key not in self._programs:
+            self._programs[key] = jax.jit(self.fn, static_argnames=self.static_argnames, compiler_options=options)
+        return self._programs[key]
 
     def __call__(self, *args, **kwargs):
-        return (self.jitted if v.is_concrete(args, kwargs) else self.nested)(*args, **kwargs)
+        if not v.is_concrete(args, kwargs):
+            return self.nested(*args, **kwargs)
+        return self.jitted(kwargs["model"] if "model" in kwargs else args[0])(*args, **kwargs)
 
 
 def _fit_em_program(model, params, x, weights, tol, max_iter, chunk_size, rows=None):

@@ -110,7 +110,7 @@ def fit_arguments(key, model, x, *, n_init, init, max_iter, tol, sample_weight, 
     """Check ``fit``'s arguments: ``(static, dynamic)``, the arguments of ``fit_program(*dynamic, **static)``.
 
     ``dynamic`` starts with the restarts' keys (n_init,). Split so that a
-    caller can lower the program (``fit_program.jitted.lower(*dynamic, **static)``)
+    caller can lower the program (``fit_program.jitted(static["model"]).lower(*dynamic, **static)``)
     and compile it ahead of time, as ``select_components`` does for many
     models at once.
     """
@@ -176,7 +176,7 @@ def run_restarts(static, dynamic, restarts: str = "auto") -> FitResult:
     _, workers = restart_plan(keys.shape[0], data[0].size * static["model"].n_components, restarts)
     if workers == 1 or not v.is_concrete(dynamic) or static["rows"] is not None:
         return fit_program(*dynamic, **static)
-    program = fit_program.jitted.lower(keys[:1], *data, **static).compile()
+    program = fit_program.jitted(static["model"]).lower(keys[:1], *data, **static).compile()
     fits = run_side_by_side([(program, (keys[i:i + 1], *data)) for i in range(keys.shape[0])], workers)
     final = jnp.concatenate([single.restart_log_likelihoods for single in fits])
     return FitResult(fits[int(best_index(final))].best, final)

@@ -106,7 +106,7 @@ def select_components(key, x, n_components=(1, 2, 3, 4, 5, 6), covariance_types=
     # core (XLA compiles a program on one core and keeps about one busy running a moderate one,
     # releasing the GIL; see jaxmix.inference.restarts.restart_plan).
     # Programs that may not run beside another (jaxmix.inference.threads) run alone.
-    lowered = [fit_program.jitted.lower(*dynamic, **static) for static, dynamic in arguments]
+    lowered = [fit_program.jitted(static["model"]).lower(*dynamic, **static) for static, dynamic in arguments]
     with ThreadPoolExecutor(max_workers=usable_cores()) as pool:
         compiled = list(pool.map(lambda program: program.compile(), lowered))
     # Rows spread over devices (jaxmix.inference.sharding): one candidate at a time, so that every process

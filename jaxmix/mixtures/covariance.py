@@ -1,10 +1,9 @@
 """The five Gaussian covariance structures, one small class each.
 
-A ``GaussianMixture`` delegates everything that depends on the covariance
-structure to one of these (looked up in ``COVARIANCE_TYPES``), so the mixture
-code holds no if/else chains over covariance types. Shapes follow
-scikit-learn: full (K, D, D), diag (K, D), spherical (K,), tied (D, D),
-identity ``None`` (Sigma_k = I, the lecture's simplified case).
+A ``GaussianMixture`` delegates everything that depends on the covariance structure to one of these
+(looked up in ``COVARIANCE_TYPES``), so the mixture code holds no if/else chains over covariance types.
+Shapes follow scikit-learn: full (K, D, D), diag (K, D), spherical (K,), tied (D, D), identity ``None``
+(Sigma_k = I, the lecture's simplified case).
 
 Each class provides, for means ``mu`` (K, D) and covariances ``cov``, with
 points as columns (xt of shape (D, N)) and per-component arrays (K, N), the
@@ -12,8 +11,7 @@ E-step layout of ``_mixture``. Every quadratic form and second moment is
 computed from the differences x_i - mu_k to each component (float32 would
 cancel in an expansion about a shared point when the data sit far from it):
 
-- ``log_prob(xt, mu, cov)``: log N(x_i; mu_k, Sigma_k), shape (K, N), through
-  Cholesky factors and triangular solves (docs/maths.md section 5);
+- ``log_prob(xt, mu, cov)``: log N(x_i; mu_k, Sigma_k), (K, N), by Cholesky factors (docs/maths.md section 5);
 - ``moments(xt, ref, wr)``: ``(sums, scatter)``, the first and second moments
   sum_i wr_ik y_ik and sum_i wr_ik y_ik y_ik^T (in the form ``estimate`` needs)
   of the differences y_ik = x_i - ref_k to the reference points ref_k;
@@ -22,11 +20,10 @@ cancel in an expansion about a shared point when the data sit far from it):
   d_k = mu_k - ref_k corrects the scatter about ref_k to one about mu_k;
 - ``recenter(scatter, nk, sums, delta)``: the scatter about ref_k + delta_k (maths.md section 12);
 - ``scale_noise(cov, z, eps)``: Sigma_{z}^{1/2} eps for sampling;
-- ``to_unconstrained(cov)`` / ``from_unconstrained(u)``: exact inverses
-  between covariances and free real arrays (log-Cholesky factors for full
-  and tied, log variances for diag and spherical) for gradient fitting;
-- ``n_parameters(k, d)`` as scikit-learn counts them;
-- ``shape(k, d)`` and ``validate(cov, k, d)`` for the public boundary.
+- ``to_unconstrained(cov)`` / ``from_unconstrained(u)``: exact inverses between covariances and free
+  real arrays (log-Cholesky factors for full and tied, log variances for diag and spherical);
+- ``n_parameters(k, d)`` as scikit-learn counts them; ``shape(k, d)`` and ``validate(cov, k, d)``;
+- ``compiler_options`` (full and tied): ``jaxmix.protocol.FAST_COMPILE_OPTIONS`` for EM programs.
 """
 
 from __future__ import annotations
@@ -39,6 +36,7 @@ import numpy as np
 
 from jaxmix import _validation as v
 from jaxmix._distances import exact_squared_distances, scaled_squared_distances
+from jaxmix.protocol import FAST_COMPILE_OPTIONS
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -165,6 +163,7 @@ def _from_log_cholesky(u):
 
 class Full:
     name = "full"
+    compiler_options = FAST_COMPILE_OPTIONS
 
     @staticmethod
     def shape(k, d):
@@ -223,6 +222,7 @@ class Full:
 
 class Tied:
     name = "tied"
+    compiler_options = FAST_COMPILE_OPTIONS
 
     @staticmethod
     def shape(k, d):

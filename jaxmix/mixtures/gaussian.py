@@ -94,6 +94,12 @@ class GaussianMixture(Mixture):
     def _cov(self):
         return COVARIANCE_TYPES[self.covariance_type]
 
+    @property
+    def compiler_options(self) -> dict:
+        """XLA options for this mixture's EM programs (``jaxmix.protocol.FAST_COMPILE_OPTIONS``
+        for full and tied covariances)."""
+        return getattr(self._cov, "compiler_options", {})
+
     def _check_params(self, params) -> GaussianMixtureParams:
         if not isinstance(params, GaussianMixtureParams):
             raise TypeError(f"params must be a GaussianMixtureParams, got {type(params).__name__}.")
