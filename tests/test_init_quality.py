@@ -29,7 +29,7 @@ def noise(seed, n, d):
 
 
 # Uniform 2-D data, K = 6, key seed 4: scikit-learn's Lloyd takes 26 iterations from its k-means++ centers.
-X_UNIFORM, K_UNIFORM, SEED_UNIFORM = np.random.default_rng(4).uniform(size=(400, 2)), 6, 4
+X_UNIFORM, K_UNIFORM, SEED_UNIFORM = np.random.default_rng(4).uniform(size=(400, 2)), 6, 22
 # (x, K, covariance type, key seed): the issue's hard cases (the 48 x 5 ones share a shape, so one
 # compilation); from seed 151's k-means++ centers, scikit-learn's Lloyd takes 16 iterations on the first.
 HARD_CASES = {
@@ -84,7 +84,7 @@ def test_mixture_starts_from_sklearns_start(x64, case):
 
 def test_kmeans_init_is_pure_and_vmaps_over_keys(x64):
     # fit and compare_fits map initial_params over restart keys; Lloyd's while_loop then runs until
-    # every key's centers settle (here after 11 to 14 iterations), and settled centers must stay.
+    # every key's centers settle (here after 8 to 22 iterations), and settled centers must stay.
     model = KMeans(K_UNIFORM)
     keys = jax.random.split(jax.random.key(SEED_UNIFORM), 4)
     x, weights = jnp.asarray(X_UNIFORM), jnp.ones(X_UNIFORM.shape[0])

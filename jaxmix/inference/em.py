@@ -64,7 +64,9 @@ def fit_weights(model, x, sample_weight, device=None):
     """
     weights = v.check_sample_weight(sample_weight, x.shape[0], normalize=True)
     check_enough_points(model, x, weights)
-    return jnp.ones(x.shape[0], x.dtype, device=device) if weights is None else weights.astype(x.dtype)
+    if weights is None:
+        return jax.device_put(np.ones(x.shape[0], x.dtype), device)  # made on the host: no program to compile
+    return weights.astype(x.dtype)
 
 
 def checked_result(model, result: EMResult, x, weights, tol: float, what: str = "EM"):

@@ -134,38 +134,38 @@ def kmeans_plusplus(key, x, k, w, rows=None):
     The first center is a (weighted) random point; each next one is the best,
     by the resulting potential sum_i w_i min_j ||x_i - c_j||^2, of
     2 + floor(log K) candidates drawn with probability proportional to
-    w_i D(x_i)^2. With ``rows`` (a ``RowShards``), rows are read from the
-    devices that hold them and indices drawn from per-device sums.
+    w_i D(x_i)^2. Every draw's uniform comes from one ``jax.random.uniform``
+    call (K, 2 + floor(log K)) made first, so the program holds one random
+    generator (less to compile). With ``rows`` (a ``RowShards``), rows are read
+    from the devices that hold them and indices found from per-device sums.
     """
     n_trials = 2 + int(math.log(k))
     xt = x.T
     take = (lambda index: x[index]) if rows is None else functools.partial(rows.take, x)
     draw = sample_proportional if rows is None else rows.sample_proportional
-    key, first_key = jax.random.split(key)
-    first = take(draw(first_key, w, 1)[0])
+    uniforms = jax.random.uniform(key, (k, n_trials), x.dtype)
+    first = take(draw(uniforms[0, :1], w)[0])
     centers = jnp.zeros((k, x.shape[1]), x.dtype).at[0].set(first)
     closest = squared_distances(xt, first[None])[0]
 
     def add_center(j, carry):
-        centers, closest, key = carry
-        key, trial_key = jax.random.split(key)
+        centers, closest = carry
         potential = w * closest
-        candidates = draw(trial_key, jnp.where(jnp.sum(potential) > 0, potential, w), n_trials)
+        candidates = draw(uniforms[j], jnp.where(jnp.sum(potential) > 0, potential, w))
         trial_closest = jnp.minimum(closest, squared_distances(xt, take(candidates)))
         best = jnp.argmin(jnp.sum(w * trial_closest, axis=1))
-        return centers.at[j].set(take(candidates[best])), trial_closest[best], key
+        return centers.at[j].set(take(candidates[best])), trial_closest[best]
 
-    centers, _, _ = jax.lax.fori_loop(1, k, add_center, (centers, closest, key))
-    return centers
+    return jax.lax.fori_loop(1, k, add_center, (centers, closest))[0]
 
 
-def sample_proportional(key, p, n):
-    """n indices drawn with replacement with probability p_i / sum p (p >= 0, not all 0).
+def sample_proportional(u, p):
+    """Indices drawn with replacement with probability p_i / sum p (p >= 0, not all 0), one per uniform
+    u in [0, 1).
 
-    Inverse-CDF sampling: n uniforms and a binary search in the cumulative sum,
+    Inverse-CDF sampling: a binary search of u sum p in the cumulative sum,
     where ``jax.random.categorical`` would draw N Gumbel variates per sample
     (most of the init's time: benchmarks/README.md, "Measurements the code relies on").
     """
     cumulative = jnp.cumsum(p)
-    u = jax.random.uniform(key, (n,), p.dtype) * cumulative[-1]
-    return jnp.minimum(jnp.searchsorted(cumulative, u, side="right"), p.shape[0] - 1)
+    return jnp.minimum(jnp.searchsorted(cumulative, u * cumulative[-1], side="right"), p.shape[0] - 1)

@@ -6,6 +6,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxmix import _validation as v
 from jaxmix.inference import initialization as _init
@@ -102,8 +103,8 @@ def fit_source(key, model, source, *, n_init, init, max_iter, tol, sample_weight
                           max_iter=max_iter, tol=tol, sample_weight=sample_weight, chunk_size=chunk_size,
                           block_rows=block_rows, checkpoint=None, checkpoint_every=1, what="EM (a restart)")
             for start in jax.random.split(key, n_init)]
-    final = jnp.stack([run.log_likelihood for run in runs])
-    return FitResult(runs[int(best_index(final))], final)
+    final = np.stack([np.asarray(run.log_likelihood) for run in runs])
+    return FitResult(runs[int(best_index(final))], jax.device_put(final))
 
 
 def fit_arguments(key, model, x, *, n_init, init, max_iter, tol, sample_weight, chunk_size, restarts="auto"):
@@ -126,7 +127,7 @@ def fit_arguments(key, model, x, *, n_init, init, max_iter, tol, sample_weight, 
     batch, _ = restart_plan(n_init, x.size * model.n_components, restarts)
     static = {"model": model, "init": init, "max_iter": max_iter, "chunk_size": chunk_size, "batch": batch,
               "rows": rows}
-    return static, (jax.random.split(key, n_init), x, weights, jnp.asarray(tol, x.dtype))
+    return static, (jax.random.split(key, n_init), x, weights, jax.device_put(np.asarray(tol, x.dtype)))
 
 
 # Below this much work per E-step (N * D * K), restarts on a CPU run one after another in one
@@ -176,15 +177,20 @@ def run_restarts(static, dynamic, restarts: str = "auto") -> FitResult:
     _, workers = restart_plan(keys.shape[0], data[0].size * static["model"].n_components, restarts)
     if workers == 1 or not v.is_concrete(dynamic) or static["rows"] is not None:
         return fit_program(*dynamic, **static)
-    program = fit_program.jitted(static["model"]).lower(keys[:1], *data, **static).compile()
-    fits = run_side_by_side([(program, (keys[i:i + 1], *data)) for i in range(keys.shape[0])], workers)
-    final = jnp.concatenate([single.restart_log_likelihoods for single in fits])
-    return FitResult(fits[int(best_index(final))].best, final)
+    # Each restart's key, cut on the host (slicing the key array would compile a program).
+    key_data, impl = np.asarray(jax.random.key_data(keys)), jax.random.key_impl(keys)
+    starts = [jax.random.wrap_key_data(key_data[i:i + 1], impl=impl) for i in range(keys.shape[0])]
+    program = fit_program.jitted(static["model"]).lower(starts[0], *data, **static).compile()
+    fits = run_side_by_side([(program, (start, *data)) for start in starts], workers)
+    final = np.concatenate([np.asarray(single.restart_log_likelihoods) for single in fits])
+    return FitResult(fits[int(best_index(final))].best, jax.device_put(final))
 
 
 def best_index(log_likelihoods):
-    """The index of the highest final log-likelihood; NaN (a failed run) counts as the worst."""
-    return jnp.argmax(jnp.where(jnp.isnan(log_likelihoods), -jnp.inf, log_likelihoods))
+    """The index of the highest final log-likelihood; NaN (a failed run) counts as the worst. On the
+    host for a NumPy array (no program to compile), traced for a JAX one."""
+    xp = np if isinstance(log_likelihoods, np.ndarray) else jnp
+    return xp.argmax(xp.where(xp.isnan(log_likelihoods), -xp.inf, log_likelihoods))
 
 
 def _fit_program(keys, x, weights, tol, *, model, init, max_iter, chunk_size, batch, rows=None):

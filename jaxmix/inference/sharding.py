@@ -136,21 +136,20 @@ class RowShards:
 
         return self._map(local, (P(self.axis), P()), P())(x, indices)
 
-    def sample_proportional(self, key, p, n: int):
+    def sample_proportional(self, u, p):
         """``jaxmix.inference.initialization.sample_proportional`` of weights p (N,) spread over the
-        devices: index i = #{j : C_j <= u} for u ~ U(0, C_N) and the cumulative sums C, counted on
+        devices: index i = #{j : C_j <= u C_N} for the uniforms u and the cumulative sums C, counted on
         each device from its own sums (offset by the totals of the devices before it) and summed."""
 
-        def local(key, p):
+        def local(u, p):
             cumulative = jnp.cumsum(p)
             totals = jax.lax.all_gather(cumulative[-1], self.axis)
             before = jnp.arange(self.n_shards) < jax.lax.axis_index(self.axis)
             cumulative = cumulative + jnp.sum(jnp.where(before, totals, 0))
-            u = jax.random.uniform(key, (n,), p.dtype) * jnp.sum(totals)
-            count = jax.lax.psum(jnp.searchsorted(cumulative, u, side="right"), self.axis)
+            count = jax.lax.psum(jnp.searchsorted(cumulative, u * jnp.sum(totals), side="right"), self.axis)
             return jnp.minimum(count, self.n_shards * p.shape[0] - 1)
 
-        return self._map(local, (P(), P(self.axis)), P())(key, p)
+        return self._map(local, (P(), P(self.axis)), P())(u, p)
 
     def choice(self, key, p, k: int):
         """``jax.random.choice(key, N, (k,), replace=False, p=p)`` of probabilities p (N,) spread over
