@@ -2,7 +2,9 @@
 
 ``jaxmix demo --out DIR --seed INT`` writes a Markdown report with figures
 (see ``jaxmix.demo``; matplotlib is imported only when it runs), keeping its
-compiled programs in JAX's persistent cache (``--compilation-cache DIR|none``). Also run as
+compiled programs in JAX's persistent cache (``--compilation-cache DIR|none``),
+its sections in a process per core (``--workers N``), compiled for compile time
+(``DEMO_XLA_FLAGS``). Also run as
 ``python -m jaxmix``. Bad arguments end in one line on stderr and exit status 2,
 before any of the demo's work.
 """
@@ -21,6 +23,10 @@ from jaxmix.inference.threads import usable_cores
 
 MAX_SEED = 2**32 - 1  # jax.random.key keeps the low 32 bits of a seed (64 with jax_enable_x64)
 MAX_DEMO_WORKERS = 4  # the demo's longest section takes about a quarter of it
+# The demo compiles far more than it computes (small data): XLA's CPU backend without its MLIR fusion
+# emitters and with LLVM's cheapest optimization compiles it about 40 % faster (benchmarks/README.md,
+# "Measurements the code relies on"). Put before the caller's XLA_FLAGS, which win where they differ.
+DEMO_XLA_FLAGS = "--xla_cpu_use_fusion_emitters=false --xla_backend_optimization_level=0"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -91,6 +97,7 @@ def main(argv=None) -> int:
             return 2
         if args.compilation_cache != "none":
             enable_compilation_cache(args.compilation_cache)
+        os.environ["XLA_FLAGS"] = f"{DEMO_XLA_FLAGS} {os.environ.get('XLA_FLAGS', '')}".strip()  # before JAX starts
         try:
             workers = min(usable_cores(), MAX_DEMO_WORKERS) if args.workers is None else args.workers
             demo.run(args.out, jax.random.key(args.seed), workers)

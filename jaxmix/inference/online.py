@@ -119,7 +119,7 @@ def fit_online(key, model, params, x, *, batch_size: int | None = None, n_epochs
     n_batches = data.n_rows // batch_size
     n_steps = n_epochs * n_batches
     zeros = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), stats)
-    state = OnlineState(jnp.array(0), params, zeros, zeros, jnp.full((n_steps,), jnp.nan, data.dtype),
+    state = OnlineState(np.asarray(0), params, zeros, zeros, np.full(n_steps, np.nan, data.dtype),
                         jax.random.key_data(key))
     saver = checkpoint_for(checkpoint, checkpoint_every, model, fit_description(
         model, data.shape, data.dtype, driver="fit_online", n_epochs=n_epochs, batch_size=batch_size,
@@ -129,6 +129,15 @@ def fit_online(key, model, params, x, *, batch_size: int | None = None, n_epochs
     key = jax.random.wrap_key_data(state.key)
     scale = data.n_rows / batch_size
     first = int(state.step)
+    # The history is kept on the host, so that the compiled step does not depend on n_steps.
+    history, pending = np.array(state.history, dtype=data.dtype), None
+
+    def recorded(state):
+        """``state`` with the history so far (the pending step's value waited for)."""
+        if pending is not None:
+            history[pending[0]] = pending[1]
+        return state._replace(history=jax.device_put(history.copy()))
+
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         batches = data.minibatches(pool, key, first, n_steps, n_batches, batch_size)
         for step in range(first, n_steps):
@@ -136,13 +145,16 @@ def fit_online(key, model, params, x, *, batch_size: int | None = None, n_epochs
             rho = 1.0 if step == 0 else (step + t0) ** -kappa
             j = step - (n_epochs - 1) * n_batches  # the step's index in the last epoch
             weight = 1.0 / (j + 1) if average_last_epoch and j >= 0 else 0.0
-            params, stats, average, history = _online_step(
-                model, state.params, state.stats, state.average, state.history, xb, wb,
-                *(jnp.asarray(a, data.dtype) for a in (rho, weight, scale)), step, chunk_size)
-            jax.block_until_ready(state.history)  # the previous step: at most two in flight, memory O(batch)
-            state = OnlineState(jnp.array(step + 1), params, stats, average, history, state.key)
-            if saver is not None:
-                saver.save(state, step + 1)
+            params, stats, average, mean = _online_step(
+                model, state.params, state.stats, state.average, xb, wb,
+                *(np.asarray(a, data.dtype) for a in (rho, weight, scale)), chunk_size)
+            if pending is not None:  # the previous step, waited for: at most two in flight, memory O(batch)
+                history[pending[0]] = pending[1]
+            pending = (step, mean)
+            state = OnlineState(np.asarray(step + 1), params, stats, average, state.history, state.key)
+            if saver is not None and (step + 1) % saver.every == 0:
+                saver.save(recorded(state))
+    state = recorded(state)
     if saver is not None:
         saver.save(state)
     params = _m_step(model, state.average) if average_last_epoch else state.params
@@ -175,14 +187,14 @@ def check_finite_params(params) -> None:
 
 
 @functools.partial(jax.jit, static_argnames=("model", "chunk_size"))
-def _online_step(model, params, running, average, history, xb, wb, rho, weight, scale, step, chunk_size):
+def _online_step(model, params, running, average, xb, wb, rho, weight, scale, chunk_size):
     """One step of stepwise EM on minibatch rows xb (n, D) with weights wb (n,); the last epoch's average
-    takes the minibatch's statistics with ``weight`` (1/j, or 0)."""
+    takes the minibatch's statistics with ``weight`` (1/j, or 0). Also the minibatch's weighted mean
+    log-likelihood under ``params``."""
     stats, total = accumulate(model, params, *to_chunks(xb, scale * wb, chunk_size))
     average = blend_stats(model, average, stats, weight)
     stats = blend_stats(model, running, stats, rho)
-    mean = total / (scale * jnp.sum(wb))
-    return model.m_step(stats), stats, average, history.at[step].set(mean)
+    return model.m_step(stats), stats, average, total / (scale * jnp.sum(wb))
 
 
 _m_step = jax.jit(lambda model, stats: model.m_step(stats), static_argnums=0)
