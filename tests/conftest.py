@@ -12,11 +12,7 @@ turns it off): a second run loads them instead of compiling, and a module
 reloads the programs an earlier one compiled.
 """
 
-import ctypes
-import ctypes.util
-import gc
 import os
-import sys
 
 # Compile for the test run, which compiles far more than it computes: XLA's CPU backend without its
 # MLIR fusion emitters and with LLVM's cheapest optimization compiles about 40 % faster, the programs'
@@ -28,6 +24,7 @@ os.environ["XLA_FLAGS"] = " ".join(
 import jax
 import pytest
 from hypothesis import settings
+from references import release_memory
 
 import jaxmix
 
@@ -48,7 +45,7 @@ def release_compiled_programs():
     suite (about 0.9 GB after six modules instead of 0.36 GB).
     """
     yield
-    _release()
+    release_memory()
 
 
 @pytest.fixture(autouse=True)
@@ -58,14 +55,7 @@ def bound_memory():
     estimator checks) otherwise holds well over a gigabyte of them by its end."""
     yield
     if _resident_mb() > MEMORY_LIMIT_MB:
-        _release()
-
-
-def _release():
-    jax.clear_caches()
-    gc.collect()
-    if _LIBC is not None:
-        _LIBC.malloc_trim(0)
+        release_memory()
 
 
 MEMORY_LIMIT_MB = 900
@@ -77,9 +67,6 @@ def _resident_mb() -> int:
             return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") >> 20
     except OSError:  # not Linux
         return 0
-
-
-_LIBC = ctypes.CDLL(ctypes.util.find_library("c")) if sys.platform.startswith("linux") else None
 
 
 @pytest.fixture

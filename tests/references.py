@@ -1,5 +1,11 @@
-"""Data and scikit-learn stand-ins shared by several test modules (imported as ``references``)."""
+"""Data, scikit-learn stand-ins and memory release shared by several test modules (imported as ``references``)."""
 
+import ctypes
+import ctypes.util
+import gc
+import sys
+
+import jax
 import numpy as np
 from sklearn.mixture import GaussianMixture as SkGaussianMixture
 from sklearn.mixture._gaussian_mixture import _compute_precision_cholesky
@@ -25,3 +31,15 @@ def sklearn_model(params, cov_type):
     sk.precisions_cholesky_ = _compute_precision_cholesky(cov, cov_type)
     sk.n_features_in_ = means.shape[1]
     return sk
+
+
+_LIBC = ctypes.CDLL(ctypes.util.find_library("c")) if sys.platform.startswith("linux") else None
+
+
+def release_memory():
+    """Drop JAX's compiled programs and hand the freed memory back to the system: glibc's allocator keeps
+    what the compiler freed unless asked (``malloc_trim``)."""
+    jax.clear_caches()
+    gc.collect()
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)

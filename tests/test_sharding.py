@@ -13,7 +13,6 @@ import pathlib
 import re
 import subprocess
 import sys
-import time
 import warnings
 
 import numpy as np
@@ -37,23 +36,19 @@ ONLINE = ("gaussian-tied", "kmeans")  # also fit_online (rows not padded: the sa
 
 
 def test_sharded_fits_equal_one_device_fits():
-    """Two children (half the families each, side by side) under one deadline, killed whatever happens."""
-    children, deadline = [], time.monotonic() + 300
+    """One child with four CPU devices, under a deadline, killed whatever happens (one child, not two side
+    by side: the test run's memory peaks while it runs)."""
     # conftest.py's compile flags, and four CPU devices
     env = {**os.environ, "XLA_FLAGS": f"{os.environ['XLA_FLAGS']} --xla_force_host_platform_device_count={DEVICES}"}
+    child_process = subprocess.Popen([sys.executable, __file__], env=env, text=True, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT)
     try:
-        for part in (0, 1):
-            children.append(subprocess.Popen([sys.executable, __file__, str(part)], env=env, text=True,
-                                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
-        outputs = [child.communicate(timeout=max(deadline - time.monotonic(), 1))[0] for child in children]
+        output = child_process.communicate(timeout=300)[0]
     finally:
-        for child in children:
-            child.kill()
-            child.wait()
-    for child, output in zip(children, outputs):
-        assert child.returncode == 0, output[-5000:]
-    lines = "".join(outputs)
-    assert lines.count(": equal") == 2 * len(FAMILIES) + len(ONLINE) + 1, lines
+        child_process.kill()
+        child_process.wait()
+    assert child_process.returncode == 0, output[-5000:]
+    assert output.count(": equal") == 2 * len(FAMILIES) + len(ONLINE) + 1, output
 
 
 def check_program(what, text, x_shape):
@@ -69,9 +64,9 @@ def check_program(what, text, x_shape):
     assert not rows, f"{what}: a device holds an array of x's rows: {sorted(set(rows))}"
 
 
-def child(part: int):
-    """The fits of every other family of FAMILIES from ``part``, on the host array and on four devices;
-    prints one line per equal pair."""
+def child():
+    """The fits of every family of FAMILIES, on the host array and on four devices; prints one line per
+    equal pair."""
     import jax
     import jax.numpy as jnp
     from jax.sharding import NamedSharding, PartitionSpec
@@ -82,14 +77,14 @@ def child(part: int):
     warnings.simplefilter("ignore", jaxmix.ConvergenceWarning)
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "examples"))
     from custom_family import BernoulliMixture
+    from references import release_memory
 
     models = {"exponential": jaxmix.ExponentialMixture(2), "kmeans": jaxmix.KMeans(3),
               "fuzzy": jaxmix.FuzzyCMeans(3), "bernoulli": BernoulliMixture(3)}
     mesh = jax.make_mesh((DEVICES,), ("data",))  # explicit axes: the fits take any mesh
-    if part == 0:
-        check_refusals(mesh)
+    check_refusals(mesh)
     rng = np.random.default_rng(0)
-    for name, (d, init, layout) in list(FAMILIES.items())[part::2]:
+    for name, (d, init, layout) in FAMILIES.items():
         model = models.get(name) or jaxmix.GaussianMixture(3, name.split("-")[1])
         n = N_EVEN if layout == "device_put" else N_ODD
         x = rng.normal(size=(n, d)) + 3.0 * (np.arange(n) % 3)[:, None]
@@ -114,6 +109,7 @@ def child(part: int):
             compare(f"{name} fit_online", one, spread_online)
         for what, text in sharded_programs(model, start, spread, weights, init, settings):
             check_program(f"{name} {what}", text, spread.shape)
+        release_memory()  # a family's programs: two children run side by side beside the other tests
 
 
 def sharded_programs(model, start, x, weights, init, settings):
@@ -187,4 +183,4 @@ def compare(what, one, spread):
 
 
 if __name__ == "__main__":
-    child(int(sys.argv[1]))
+    child()
