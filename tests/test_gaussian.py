@@ -39,7 +39,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture as SkGaussianMixture
 
 from jaxmix import GaussianMixture, GaussianMixtureParams, e_step
-from jaxmix.mixtures.gaussian import FULL_BLOCK
+from jaxmix.mixtures.gaussian import BLOCKED, FULL_BLOCK
 
 COV_TYPES = ("full", "diag", "spherical", "tied", "identity")
 SKLEARN_TYPES = ("full", "diag", "spherical", "tied")
@@ -265,23 +265,25 @@ def test_chunked_statistics_add_up(x64, cov_type):
     chex.assert_trees_all_close(model.m_step(combined), model.m_step(whole), rtol=1e-12, atol=1e-12)
 
 
-def test_full_e_step_over_blocks_matches_numpy(x64):
-    """More points than one block of the full-covariance E-step (FULL_BLOCK; the last block padded):
+@pytest.mark.parametrize("cov_type", BLOCKED)
+def test_blocked_e_step_matches_numpy(x64, cov_type):
+    """More points than one block of the full or tied E-step (FULL_BLOCK; the last block padded):
     weighted statistics and log-likelihood equal NumPy's over all points at once."""
     k, d = 3, 2
-    rng = rng_for("full", 9)
-    params = random_params(rng, "full", k, d)
-    x = random_data(rng, params, "full", 2 * FULL_BLOCK + 3)
+    rng = rng_for(cov_type, 9)
+    params = random_params(rng, cov_type, k, d)
+    x = random_data(rng, params, cov_type, 2 * FULL_BLOCK + 3)
     w = rng.uniform(0.0, 2.0, len(x)) * (rng.uniform(size=len(x)) > 0.1)
-    stats, mean_log_likelihood = e_step(GaussianMixture(k, "full"), params, x, sample_weight=w)
+    stats, mean_log_likelihood = e_step(GaussianMixture(k, cov_type), params, x, sample_weight=w)
 
-    log_joint = scipy_log_joint(params, "full", x)
+    log_joint = scipy_log_joint(params, cov_type, x)
     log_prob = logsumexp(log_joint, axis=1)
     wr = w[:, None] * np.exp(log_joint - log_prob[:, None])
     y = x[:, None, :] - np.asarray(params.means)[None]  # (N, K, D)
     assert_f64_close(stats.counts, wr.sum(axis=0))
     assert_f64_close(stats.sums, np.einsum("nk,nkd->kd", wr, y))
-    assert_f64_close(stats.scatter, np.einsum("nk,nkd,nke->kde", wr, y, y))
+    scatter = np.einsum("nk,nkd,nke->kde", wr, y, y)
+    assert_f64_close(stats.scatter, scatter if cov_type == "full" else scatter.sum(axis=0))
     assert_f64_close(mean_log_likelihood, np.sum(w * log_prob) / np.sum(w))
 
 

@@ -13,7 +13,8 @@ from jaxmix.mixtures.base import Mixture, safe_logits
 from jaxmix.mixtures.covariance import COVARIANCE_TYPES
 from jaxmix.protocol import combine_stats
 
-FULL_BLOCK = 2048  # points per block of a full-covariance E-step (``GaussianMixture._summarize``)
+FULL_BLOCK = 2048  # points per block of a full or tied E-step (``GaussianMixture._summarize``)
+BLOCKED = ("full", "tied")  # covariance types whose E-step runs over blocks of FULL_BLOCK points
 
 
 class GaussianMixtureParams(NamedTuple):
@@ -133,11 +134,11 @@ class GaussianMixture(Mixture):
         return params.means
 
     def _summarize(self, params, xt, weights):
-        """The E-step of ``Mixture``; with full covariances over blocks of at most ``FULL_BLOCK`` points
+        """The E-step of ``Mixture``; with full or tied covariances over blocks of at most ``FULL_BLOCK`` points
         (the last padded with zero-weight copies of the last point), whose per-component products and
         differences then stay in the CPU's caches (benchmarks/README.md, "Measurements the code relies on")."""
         n = xt.shape[1]
-        if self.covariance_type != "full" or n <= FULL_BLOCK:
+        if self.covariance_type not in BLOCKED or n <= FULL_BLOCK:
             return super()._summarize(params, xt, weights)
         parts = -(-n // FULL_BLOCK)
         size = -(-n // parts)
