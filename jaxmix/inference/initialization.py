@@ -20,7 +20,7 @@ import jax.numpy as jnp
 
 from jaxmix import _validation as v
 from jaxmix._distances import squared_distances
-from jaxmix.clustering.centroids import first_argmin
+from jaxmix.clustering.centroids import nearest_centers
 from jaxmix.clustering.kmeans import KMeans, KMeansParams
 from jaxmix.inference.driver import source_sample
 from jaxmix.inference.em import DEFAULT_CHUNK_SIZE, EMProgram, chunked
@@ -79,7 +79,7 @@ def initial_params(model, key, x, weights, method, rows=None):
         resp = resp / jnp.sum(resp, axis=1, keepdims=True)
     else:
         centers = initial_centers(key, x, k, method, weights, rows)
-        resp = jax.nn.one_hot(first_argmin(squared_distances(x.T, centers))[0], k, dtype=x.dtype)
+        resp = jax.nn.one_hot(nearest_centers(x.T, centers), k, dtype=x.dtype)
     if rows is None:
         return model.from_responsibilities(x, resp, weights)
     return rows.replicated(rows.from_responsibilities(model, x, resp, weights))
