@@ -97,7 +97,9 @@ def main(argv=None) -> int:
             return 2
         if args.compilation_cache != "none":
             enable_compilation_cache(args.compilation_cache)
-        os.environ["XLA_FLAGS"] = f"{DEMO_XLA_FLAGS} {os.environ.get('XLA_FLAGS', '')}".strip()  # before JAX starts
+        flags = os.environ.get("XLA_FLAGS", "")
+        if DEMO_XLA_FLAGS not in flags:  # before JAX starts its backend, here or in the section processes
+            os.environ["XLA_FLAGS"] = f"{DEMO_XLA_FLAGS} {flags}".strip()
         try:
             workers = min(usable_cores(), MAX_DEMO_WORKERS) if args.workers is None else args.workers
             demo.run(args.out, jax.random.key(args.seed), workers)
