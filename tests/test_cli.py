@@ -133,9 +133,11 @@ def test_demo_arguments_reach_run(monkeypatch, argv, out, seed, caches, workers)
     calls, enabled = [], []
     monkeypatch.setattr(demo, "run", lambda out_dir, key, workers: calls.append((out_dir, key, workers)))
     monkeypatch.setattr(cli, "enable_compilation_cache", enabled.append)  # the cache is process-wide
+    monkeypatch.setenv("XLA_FLAGS", "--xla_backend_optimization_level=2")  # the caller's: read last, so they win
     assert cli.main(argv) == 0
     [(out_dir, key, workers)] = calls
     assert out_dir == out and enabled == caches and workers == expected_workers
+    assert os.environ["XLA_FLAGS"] == f"{cli.DEMO_XLA_FLAGS} --xla_backend_optimization_level=2"
     np.testing.assert_array_equal(jax.random.key_data(key), jax.random.key_data(jax.random.key(seed)))
 
 
