@@ -203,8 +203,14 @@ class ColumnFamily:
     ``_statistics(reference, xt, wr)``, the statistics of weighted
     responsibilities wr (K, n) centered on reference points (K, D), which
     ``_from_statistics`` turns into parameters. Transposing a block costs
-    nothing measurable beside its E-step (benchmarks/README.md).
+    nothing measurable beside its E-step (benchmarks/README.md). A subclass
+    whose E-step keeps K x D x n work in flight may set ``block_points``: a
+    block of more points is then summarized in pieces of at most that many,
+    which stay in the CPU's caches (the last padded with zero-weight copies
+    of its last point).
     """
+
+    block_points: int | None = None
 
     def check(self, params, x):
         """Checked ``(params, x)``; either may be None to check the other alone (``jaxmix.load`` checks
@@ -213,7 +219,24 @@ class ColumnFamily:
         return params, None if x is None else self._check_x(x, params)
 
     def summarize(self, params, x, weights):
-        return self._summarize(params, x.T, weights)
+        n, block = x.shape[0], self.block_points
+        if block is None or n <= block:
+            return self._summarize(params, x.T, weights)
+        parts = -(-n // block)
+        size = -(-n // parts)
+        x = jnp.pad(x, ((0, parts * size - n), (0, 0)), mode="edge")
+        weights = jnp.pad(weights, (0, parts * size - n))
+
+        def piece(j):
+            rows = jax.lax.dynamic_slice_in_dim(x, j * size, size)
+            return self._summarize(params, rows.T, jax.lax.dynamic_slice_in_dim(weights, j * size, size))
+
+        def add_piece(j, carry):
+            stats, total = piece(j)
+            return combine_stats(stats, carry[0]), carry[1] + total
+
+        zeros = jax.tree_util.tree_map(lambda a: jnp.zeros(a.shape, a.dtype), jax.eval_shape(piece, 0))
+        return jax.lax.fori_loop(0, parts, add_piece, zeros)
 
     def from_responsibilities(self, x, responsibilities, weights):
         """The M-step of w_i r_ik, with statistics centered on each component's weighted mean."""

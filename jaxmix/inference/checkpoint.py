@@ -55,9 +55,13 @@ class Checkpoint:
                                  f"{new.dtype}{list(np.shape(new))}; give another path or delete the file.")
         return jax.tree_util.tree_map(jax.numpy.asarray, saved)
 
+    def due(self, step: int) -> bool:
+        """Whether ``save(state, step)`` writes: at every ``every``-th step."""
+        return step % self.every == 0
+
     def save(self, state, step: int | None = None) -> None:
-        """Write ``state`` (at every ``every``-th step when ``step`` is given, always otherwise)."""
-        if step is None or step % self.every == 0:
+        """Write ``state`` (when ``due(step)`` if ``step`` is given, always otherwise)."""
+        if step is None or self.due(step):
             _pytree_io.save(self.path, state, {"kind": KIND, "model": self.model, "fit": self.description})
 
 

@@ -152,7 +152,7 @@ def fit_online(key, model, params, x, *, batch_size: int | None = None, n_epochs
                 history[pending[0]] = pending[1]
             pending = (step, mean)
             state = OnlineState(np.asarray(step + 1), params, stats, average, state.history, state.key)
-            if saver is not None and (step + 1) % saver.every == 0:
+            if saver is not None and saver.due(step + 1):  # the history copied only for a write
                 saver.save(recorded(state))
     state = recorded(state)
     if saver is not None:

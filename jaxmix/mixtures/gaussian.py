@@ -11,9 +11,8 @@ import jax.numpy as jnp
 from jaxmix import _validation as v
 from jaxmix.mixtures.base import Mixture, safe_logits
 from jaxmix.mixtures.covariance import COVARIANCE_TYPES
-from jaxmix.protocol import combine_stats
 
-FULL_BLOCK = 2048  # points per block of a full or tied E-step (``GaussianMixture._summarize``)
+FULL_BLOCK = 2048  # points per block of a full or tied E-step (``GaussianMixture.block_points``)
 BLOCKED = ("full", "tied")  # covariance types whose E-step runs over blocks of FULL_BLOCK points
 
 
@@ -96,6 +95,12 @@ class GaussianMixture(Mixture):
         return COVARIANCE_TYPES[self.covariance_type]
 
     @property
+    def block_points(self) -> int | None:
+        """``FULL_BLOCK`` for full and tied covariances: their E-step's per-component products and
+        differences then stay in the CPU's caches (benchmarks/README.md, "Measurements the code relies on")."""
+        return FULL_BLOCK if self.covariance_type in BLOCKED else None
+
+    @property
     def compiler_options(self) -> dict:
         """XLA options for this mixture's EM programs (``jaxmix.protocol.FAST_COMPILE_OPTIONS``
         for full and tied covariances)."""
@@ -132,30 +137,6 @@ class GaussianMixture(Mixture):
 
     def _reference(self, params):
         return params.means
-
-    def _summarize(self, params, xt, weights):
-        """The E-step of ``Mixture``; with full or tied covariances over blocks of at most ``FULL_BLOCK`` points
-        (the last padded with zero-weight copies of the last point), whose per-component products and
-        differences then stay in the CPU's caches (benchmarks/README.md, "Measurements the code relies on")."""
-        n = xt.shape[1]
-        if self.covariance_type not in BLOCKED or n <= FULL_BLOCK:
-            return super()._summarize(params, xt, weights)
-        parts = -(-n // FULL_BLOCK)
-        size = -(-n // parts)
-        xt = jnp.pad(xt, ((0, 0), (0, parts * size - n)), mode="edge")
-        weights = jnp.pad(weights, (0, parts * size - n))
-
-        def block(j):
-            start = j * size
-            return Mixture._summarize(self, params, jax.lax.dynamic_slice_in_dim(xt, start, size, axis=1),
-                                      jax.lax.dynamic_slice_in_dim(weights, start, size))
-
-        def add_block(j, carry):
-            stats, total = block(j)
-            return combine_stats(stats, carry[0]), carry[1] + total
-
-        zeros = jax.tree_util.tree_map(lambda a: jnp.zeros(a.shape, a.dtype), jax.eval_shape(block, 0))
-        return jax.lax.fori_loop(0, parts, add_block, zeros)
 
     def _statistics(self, reference, xt, wr):
         sums, scatter = self._cov.moments(xt, reference, wr)
