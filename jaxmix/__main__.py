@@ -2,6 +2,6 @@
 
 import sys
 
-from jaxmix.cli import main
+from jaxmix.cli import program
 
-sys.exit(main())
+sys.exit(program())

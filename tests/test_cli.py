@@ -104,8 +104,8 @@ report.run(sys.argv[1], jax.random.key(3), int(sys.argv[2]))
 
 
 def test_section_processes_write_the_same_report_and_figures(tmp_path):
-    """``run(..., workers=2)`` (sections in two spawned processes, finishing in any order) writes the
-    report and figures of ``workers=1``, byte for byte."""
+    """``run(..., workers=2)`` (sections in this process and a spawned one, finishing in any order)
+    writes the report and figures of ``workers=1``, byte for byte."""
     outputs = {}
     for workers in (1, 2):
         out = tmp_path / str(workers)
@@ -115,6 +115,28 @@ def test_section_processes_write_the_same_report_and_figures(tmp_path):
     assert sorted(outputs[1]) == ["exponential_mixture.png", "gmm_log_density.png", "gmm_responsibilities.png",
                                   "gmm_samples.png", "report.md"]
     assert outputs[2] == outputs[1]
+
+
+FAILING_SECTION = """
+import operator
+import sys
+import jax
+from jaxmix.demo import report
+# The last section goes to the spawned process; truediv(key, out_dir) raises TypeError there.
+report.SECTIONS = [report.SECTIONS[0], ("fails", operator.truediv)]
+try:
+    report.run(sys.argv[1], jax.random.key(3), 2)
+except TypeError as err:
+    print("raised:", err)
+"""
+
+
+def test_a_section_failing_in_a_spawned_process_fails_the_run(tmp_path):
+    """The spawned process's exception reaches ``run``'s caller, which then exits (no hang: timeout)."""
+    done = subprocess.run([sys.executable, "-c", FAILING_SECTION, str(tmp_path)], check=True, timeout=300,
+                          capture_output=True, text=True)
+    assert "raised: unsupported operand type(s) for /" in done.stdout
+    assert not (tmp_path / "report.md").exists()
 
 
 @pytest.mark.parametrize(

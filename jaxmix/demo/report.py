@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import collections
+import functools
 import multiprocessing
+import queue
 import re
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import jax
@@ -46,10 +48,10 @@ INHERITED_CONFIG = ("jax_enable_x64", "jax_compilation_cache_dir", "jax_persiste
 def run(out_dir, key, workers: int = 1) -> Path:
     """Write ``out_dir/report.md`` and its figures, passing ``key`` to every section; return its path.
 
-    With ``workers`` > 1 the sections run in that many fresh processes at once (the last, longest
-    sections first), each with this process's JAX configuration: the demo mostly compiles, one
-    program at a time per process, so two cores finish it sooner. The report and its figures are
-    the same either way.
+    With ``workers`` > 1 the sections run in that many processes at once (the last, longest sections
+    first): this one and ``workers - 1`` spawned ones with its JAX configuration. The demo mostly
+    compiles, one program at a time per process, so two cores finish it sooner. The report and its
+    figures are the same either way.
     """
     require_matplotlib()  # fail before any work when the extra is missing
     out_dir = Path(out_dir)
@@ -67,20 +69,53 @@ def run(out_dir, key, workers: int = 1) -> Path:
 
 
 def _sections(out_dir, key, workers):
-    """``(index, markdown, seconds)`` of every section as each finishes."""
+    """``(index, markdown, seconds)`` of every section as each finishes.
+
+    With ``workers`` > 1 this process is one of them: it takes the next pending section (the last,
+    longest, first) whenever it is free, and ``workers - 1`` spawned processes take theirs as
+    each finishes one, so no worker starts JAX twice and the spawned ones import while this one computes.
+    """
     if workers <= 1:
         for i, (_, section) in enumerate(SECTIONS):
             yield i, *_run_section(section, key, out_dir)
         return
     config = {name: getattr(jax.config, name) for name in INHERITED_CONFIG}
     context = multiprocessing.get_context("spawn")  # a fork would copy JAX's threads' locks
-    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_configure, initargs=(config,))
-    try:
-        index = {pool.submit(_run_section, SECTIONS[i][1], key, out_dir): i for i in reversed(range(len(SECTIONS)))}
-        for future in as_completed(index):
-            yield index[future], *future.result()
-    finally:
-        pool.shutdown(cancel_futures=True)  # after a failed section, start no other
+    pending = collections.deque(reversed(range(len(SECTIONS))))  # popleft is atomic across threads
+    finished = queue.Queue()  # (index, result or exception) of the spawned processes' sections
+    # terminate() on leaving: the spawned processes' own exit (JAX's teardown) would add half a second.
+    with context.Pool(workers - 1, initializer=_configure, initargs=(config,)) as pool:
+
+        def start_next():  # here first, then in the pool's thread as each spawned section ends
+            try:
+                i = pending.popleft()
+            except IndexError:
+                return
+            done = functools.partial(on_done, i)
+            pool.apply_async(_run_section, (SECTIONS[i][1], key, out_dir), callback=done, error_callback=done)
+
+        def on_done(i, outcome):
+            finished.put((i, outcome))
+            start_next()
+
+        try:
+            for _ in range(workers - 1):
+                start_next()
+            for _ in range(len(SECTIONS)):
+                try:
+                    i, outcome = finished.get_nowait()
+                except queue.Empty:
+                    try:
+                        i = pending.popleft()
+                    except IndexError:
+                        i, outcome = finished.get()
+                    else:
+                        outcome = _run_section(SECTIONS[i][1], key, out_dir)
+                if isinstance(outcome, BaseException):
+                    raise outcome
+                yield i, *outcome
+        finally:
+            pending.clear()  # after a failed section, start no other
 
 
 def _configure(config):
