@@ -123,6 +123,24 @@ def smallest(arr) -> float | None:
     return None if values is None else float(np.min(values))
 
 
+def largest_per_column(x, weights=None):
+    """max_i x_id over the rows of positive weight (all rows for None), (D,) NumPy, of a concrete (N, D)
+    array (reduced on its devices when it is spread over several); None for a tracer."""
+    if is_spread(x):
+        return np.asarray(_largest_per_column(x, weights))
+    values = host_values(x)
+    if values is None:
+        return None
+    if weights is not None:
+        values = values[np.asarray(weights) > 0]
+    return np.max(values, axis=0)
+
+
+@jax.jit
+def _largest_per_column(x, weights):
+    return jnp.max(x if weights is None else jnp.where(weights[:, None] > 0, x, -jnp.inf), axis=0)
+
+
 def host_values(arr):
     """The values of a concrete array as NumPy, or None for a tracer or an array spread over devices.
 

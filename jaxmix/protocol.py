@@ -41,6 +41,11 @@ Optional capabilities, each checked once by the driver that needs it
   stopping rule |L_t - L_{t-1}| < tol s (default 1: nats of mean
   log-likelihood); families whose objective has the data's squared units
   return the data's variance so the rule does not depend on their scale.
+- ``FitCheck``: ``check_fit(x, weights)``, a ValueError for data that no fit of
+  the family can model with finite parameters (an exponential mixture's feature
+  that is 0 at every point), so that the error names the cause instead of
+  ending in non-finite parameters. Every fit of in-memory data calls it once,
+  on the checked rows x (N, D) and weights (N,) or None (all equal).
 
 A family may also set ``compiler_options``, a dict of XLA options for its EM programs, put over
 ``jaxmix.inference.em.EM_COMPILER_OPTIONS`` (options this jaxlib does not know are dropped), such as
@@ -65,6 +70,7 @@ __all__ = [
     "ColumnFamily",
     "Combinable",
     "Family",
+    "FitCheck",
     "LogJoint",
     "ParameterCount",
     "Stepwise",
@@ -135,6 +141,13 @@ class ToleranceScale(Protocol):
 
 
 @runtime_checkable
+class FitCheck(Protocol):
+    """ValueError for rows x (N, D) with weights (N,) or None that no fit can model with finite parameters."""
+
+    def check_fit(self, x: jax.Array, weights: jax.Array | None) -> None: ...
+
+
+@runtime_checkable
 class Combinable(Protocol):
     """Statistics with their own rule for combining two blocks."""
 
@@ -147,7 +160,7 @@ def require(model, capability: type, needed_by: str) -> None:
         members = ", ".join(name for name in ("n_components", "check", "summarize", "m_step",
                                               "from_responsibilities", "log_joint", "to_unconstrained",
                                               "from_unconstrained", "n_parameters", "tolerance_scale",
-                                              "blend")
+                                              "blend", "check_fit")
                             if (hasattr(capability, name) or name in capability.__annotations__)
                             and not hasattr(model, name))
         raise TypeError(f"{needed_by} needs a model with {capability.__name__} ({members} missing); "

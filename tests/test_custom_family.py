@@ -159,3 +159,32 @@ def test_a_family_without_log_joint_fits_by_em_but_has_no_elbo(x64, digits):
         jaxmix.elbo(model, result.params, x, q)
     with pytest.raises(TypeError, match=r"fit_gradient needs .*log_joint missing"):
         jaxmix.fit_gradient(jax.random.key(0), model, params, x, optax.adam(0.1), n_steps=1)
+
+
+class Refusing(WithoutLogJoint):
+    """``WithoutLogJoint`` with a ``check_fit`` (``FitCheck``) that records its arguments and refuses."""
+
+    def __init__(self, n_components):
+        super().__init__(n_components)
+        self.calls = []
+
+    def check_fit(self, x, weights):
+        self.calls.append((np.shape(x), None if weights is None else np.asarray(weights)))
+        raise ValueError("refused by check_fit")
+
+
+def test_every_fit_of_in_memory_data_asks_check_fit_first(x64, digits):
+    x, _ = digits
+    model = Refusing(2)
+    assert isinstance(model, jaxmix.protocol.FitCheck)
+    params = custom_family.BernoulliParams(np.array([0.4, 0.6]), np.repeat([[0.3], [0.7]], x.shape[1], 1))
+    sample_weight = np.r_[np.zeros(100), np.full(200, 3.0)]
+    for run in (lambda: jaxmix.fit_em(model, params, x, sample_weight=sample_weight),
+                lambda: jaxmix.fit(jax.random.key(0), model, x, sample_weight=sample_weight),
+                lambda: jaxmix.fit_online(jax.random.key(0), model, params, x, sample_weight=sample_weight)):
+        with pytest.raises(ValueError, match="refused by check_fit"):
+            run()
+    assert len(model.calls) == 3
+    for shape, weights in model.calls:  # the checked rows and the weights scaled to mean one
+        assert shape == x.shape
+        np.testing.assert_allclose(weights, sample_weight / np.mean(sample_weight))

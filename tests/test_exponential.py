@@ -27,6 +27,7 @@
 import chex
 import jax
 import numpy as np
+import optax
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -427,6 +428,33 @@ def test_shapes_of_several_features_are_checked():
         model.log_prob(params._replace(rates=RATES_3D[:2]), np.ones((N, 3)))
     with pytest.raises(ValueError, match="non-negative"):
         model.log_prob(params, -np.ones((N, 3)))
+
+
+def test_a_feature_zero_at_every_point_is_refused_before_fitting():
+    """Its rate's maximum-likelihood value is infinite: every fit names the feature, instead of ending in
+    non-finite parameters; the feature's value at points of weight 0 does not count, and its log-density
+    can still be evaluated."""
+    from jaxmix import fit, fit_gradient, fit_online, initialize
+    from jaxmix.sklearn import ExponentialMixture as Estimator
+
+    model = ExponentialMixture(2)
+    x = np.abs(np.random.default_rng(0).normal(size=(N, 3)))
+    x[:, 1] = 0.0
+    params = initialize(jax.random.key(0), model, x[:, [0, 2]])._replace(rates=np.ones((2, 3)))
+    message = r"feature\(s\) \[1\] of x are 0 at every point with positive weight"
+    key = jax.random.key(0)
+    fits = [lambda: fit(key, model, x), lambda: fit_em(model, params, x),
+            lambda: fit_gradient(key, model, params, x, optax.adam(0.1), n_steps=2),
+            lambda: fit_online(key, model, params, x, n_epochs=1, batch_size=10), lambda: Estimator(2).fit(x)]
+    for run in fits:
+        with pytest.raises(ValueError, match=message):
+            run()
+    x[:3, 1] = 1.0
+    weights = np.r_[np.zeros(3), np.ones(N - 3)]
+    with pytest.raises(ValueError, match=message):
+        fit_em(model, params, x, sample_weight=weights)
+    assert np.isfinite(fit_em(model, params, x, max_iter=3).log_likelihood)
+    assert np.all(np.isfinite(model.log_prob(params, np.zeros((4, 3)))))
 
 
 def test_sample_of_several_features():

@@ -157,7 +157,7 @@ PUBLIC = {name: names.split() for name, names in {
     "jaxmix.inference": """ComparisonResult ConvergenceWarning EMResult FitResult GradientResult
         ModelSelection OnlineResult StochasticComparison compare_fits compare_stochastic default_optimizers e_step
         elbo fit fit_em fit_gradient fit_online global_rows initialize m_step_gradient select_components""",
-    "jaxmix.protocol": """ColumnFamily Combinable Family LogJoint ParameterCount Stepwise ToleranceScale
+    "jaxmix.protocol": """ColumnFamily Combinable Family FitCheck LogJoint ParameterCount Stepwise ToleranceScale
         Unconstrained combine_stats require""",
     "jaxmix.spectral": """AFFINITIES ALGORITHMS BANDWIDTH_NEIGHBORS DENSE_EIGH_MAX LAPLACIANS METHODS MODES
         SpectralResult default_gamma default_neighbors indicator_matrix knn_affinity laplacian

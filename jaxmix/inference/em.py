@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxmix import _validation as v
-from jaxmix.protocol import Family, combine_stats, require, stopping_tolerance
+from jaxmix.protocol import Family, FitCheck, combine_stats, require, stopping_tolerance
 
 DEFAULT_CHUNK_SIZE = 32768  # rows per E-step chunk; see fit_em (benchmarks/README.md, "Issue 17")
 
@@ -64,6 +64,8 @@ def fit_weights(model, x, sample_weight, device=None):
     """
     weights = v.check_sample_weight(sample_weight, x.shape[0], normalize=True)
     check_enough_points(model, x, weights)
+    if isinstance(model, FitCheck):
+        model.check_fit(x, weights)
     if weights is None:
         return jax.device_put(np.ones(x.shape[0], x.dtype), device)  # made on the host: no program to compile
     return weights.astype(x.dtype)

@@ -8,6 +8,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxmix import _validation as v
 from jaxmix.mixtures.base import Mixture, safe_logits
@@ -93,6 +94,16 @@ class ExponentialMixture(Mixture):
             raise ValueError(
                 f"x must be non-negative for an exponential mixture (its density is zero below 0), got min {low}.")
         return x
+
+    def check_fit(self, x, weights):
+        """ValueError for a feature that is 0 at every point of positive weight: its rate's
+        maximum-likelihood value, n_j / sum_i q_ji x_id (docs/maths.md section 3), is infinite."""
+        largest = v.largest_per_column(x, weights)
+        zero = [] if largest is None else np.flatnonzero(largest <= 0).tolist()
+        if zero:
+            raise ValueError(
+                f"feature(s) {zero} of x are 0 at every point with positive weight: an exponential mixture's "
+                "rate for such a feature, one over its mean, would be infinite; drop the feature(s).")
 
     def _log_joint(self, params, xt):
         """log u_j + sum_d (log lambda_jd - lambda_jd x_id), shape (K, N), for xt (D, N)."""

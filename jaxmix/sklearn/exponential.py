@@ -52,14 +52,10 @@ class ExponentialMixture(MixtureEstimator):
         return tags
 
     def _validate(self, X, *, reset):
-        """scikit-learn's checks, then non-negative values ("Negative values in data passed to ..."); a fresh
-        fit (``reset``) also refuses a feature that is 0 in every sample, whose rate would be infinite."""
+        """scikit-learn's checks, then non-negative values ("Negative values in data passed to ..."). A feature
+        that is 0 at every sample is refused by the fit (``jaxmix.ExponentialMixture.check_fit``)."""
         X = check_data(self, X, reset=reset)
         check_non_negative(X, type(self).__name__)
-        zero = np.flatnonzero(~np.any(X, axis=0)) if reset else []
-        if len(zero):
-            raise ValueError(f"feature(s) {zero.tolist()} of X are 0 in all n_samples={X.shape[0]} samples: their "
-                             f"exponential rates would be infinite (a point mass at 0); drop those features.")
         return X
 
     _family = ExponentialFamily
