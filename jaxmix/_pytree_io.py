@@ -139,7 +139,8 @@ def _decode(structure, path: str, arrays, types: Mapping[str, type], used: set):
 def _known_class(name, types: Mapping[str, type]) -> type:
     if not isinstance(name, str) or name not in types:
         raise ValueError(f"it names the class {name!r}, which is not one of the classes this file may hold "
-                         f"({', '.join(sorted(types))}).")
+                         f"({', '.join(sorted(types))}); classes of your own, such as a custom family and its "
+                         "parameters, are read when given: jaxmix.load(path, types=(MyFamily, MyParams)).")
     return types[name]
 
 
@@ -225,7 +226,7 @@ def load(path, types: Mapping[str, type], *, what: str = "jaxmix file") -> tuple
         try:
             return _read(np.load(file, allow_pickle=False), os.fstat(file.fileno()).st_size, types)
         except _UNREADABLE as error:
-            raise ValueError(f"{path} is not a {what}: {error}") from error
+            raise ValueError(f"{path} cannot be read as a {what}: {error}") from error
 
 
 def _read(data, file_size: int, types):

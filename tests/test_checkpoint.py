@@ -181,7 +181,7 @@ def test_a_damaged_foreign_or_other_checkpoint_is_refused(x64, tmp_path):
     for name in ("half.ckpt", "empty.ckpt", "foreign.ckpt"):
         path = tmp_path / name
         before = path.read_bytes()
-        with pytest.raises(ValueError, match=re.escape(f"{path} is not a jaxmix checkpoint")):
+        with pytest.raises(ValueError, match=re.escape(f"{path} cannot be read as a jaxmix checkpoint")):
             run("memmap", data_path, path, max_iter=3)
         assert path.read_bytes() == before
     others = [dict(case="memory"), dict(model=GaussianMixture(2, reg_covar=1e-5)), dict(rows=N - 1), dict(max_iter=4)]

@@ -150,7 +150,7 @@ def test_empty_truncated_and_corrupt_files_raise_value_errors_naming_the_path(tm
     damaged = tmp_path / "damaged.npz"
     for size in (0, 1, 4, 30, 100, len(data) // 2, len(data) - 30, len(data) - 1):
         damaged.write_bytes(data[:size])
-        with pytest.raises(ValueError, match=f"{re.escape(str(damaged))} is not a test file"):
+        with pytest.raises(ValueError, match=f"{re.escape(str(damaged))} cannot be read as a test file"):
             load(damaged)
     # One flipped byte: the zip CRC or a header check catches it, unless the byte is not read (a time stamp).
     for offset in range(0, len(data), 7):
@@ -175,7 +175,7 @@ def test_bad_headers_raise_value_errors(tmp_path):
                            (np.array(json.dumps({**header, "format_version": 2, "jaxmix_version": "9.0"})),
                             r"format version 2, written by jaxmix 9.0; .* reads up to version 1: upgrade")]:
         write_npz(path, __jaxmix__=entry, **arrays)
-        with pytest.raises(ValueError, match=f"{re.escape(str(path))} is not a test file: .*{message}"):
+        with pytest.raises(ValueError, match=f"{re.escape(str(path))} cannot be read as a test file: .*{message}"):
             load(path)
     write_npz(path, **arrays)
     with pytest.raises(ValueError, match="no '__jaxmix__' entry, so it was not written by jaxmix"):
@@ -203,7 +203,8 @@ def test_forged_structures_are_refused(tmp_path):
             ({**tree, "scale": {"scalar": [1]}}, r"structure at \['scale'\] is malformed"),
             ({**tree, "scale": 7}, r"structure at \['scale'\] is malformed")]:
         write_npz(path, __jaxmix__=np.array(json.dumps({**header, "tree": {"dict": forged}})), **arrays)
-        with deadline(5), pytest.raises(ValueError, match=f"{re.escape(str(path))} is not a test file: .*{message}"):
+        refused = f"{re.escape(str(path))} cannot be read as a test file: .*{message}"
+        with deadline(5), pytest.raises(ValueError, match=refused):
             load(path)
 
 

@@ -353,7 +353,7 @@ def test_load_rejects_wrong_structure(tmp_path):
         arrays = dict(data)
     header = json.loads(str(arrays["__jaxmix__"]))
     np.savez(tmp_path / "plain.npz", weights=np.ones(3))
-    with pytest.raises(ValueError, match="not a jaxmix file: it has no '__jaxmix__' entry"):
+    with pytest.raises(ValueError, match="cannot be read as a jaxmix file: it has no '__jaxmix__' entry"):
         jaxmix.load(tmp_path / "plain.npz")
     np.savez(tmp_path / "missing.npz", **{k: a for k, a in arrays.items() if k != "['params'].prior.means"})
     with pytest.raises(ValueError, match=r"lacks the array \['params'\].prior.means"):
