@@ -146,6 +146,16 @@ def _inverse_cholesky(cov):
     return jax.lax.fori_loop(0, cov.shape[-1], row, jnp.zeros_like(cov)), chol
 
 
+def _mahalanobis(xt, mu, inv_chol):
+    """||L_k^{-1} (x_i - mu_k)||^2, (K, N), for xt (D, N): one (D, D) x (D, N) product per component."""
+
+    def component(args):
+        inv_chol_k, mu_k = args
+        return jnp.sum(jnp.square(inv_chol_k @ (xt - mu_k[:, None])), axis=0)
+
+    return jax.lax.map(component, (inv_chol, mu))
+
+
 def _log_cholesky(cov):
     """The Cholesky factor of cov with its diagonal replaced by its log (strict upper part zero)."""
     chol = jnp.linalg.cholesky(cov)
@@ -176,17 +186,9 @@ class Full:
 
     @staticmethod
     def log_prob(xt, mu, cov):
-        d = mu.shape[1]
         inv_chol, chol = _inverse_cholesky(cov)
-
-        # ||L_k^{-1} (x - mu_k)||^2, one (D, D) x (D, N) product per component.
-        def mahalanobis(args):
-            inv_chol_k, mu_k = args
-            return jnp.sum(jnp.square(inv_chol_k @ (xt - mu_k[:, None])), axis=0)
-
-        maha = jax.lax.map(mahalanobis, (inv_chol, mu))
         log_det = 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol, axis1=-2, axis2=-1)), axis=-1)
-        return _gaussian_log_prob(maha, log_det[:, None], d)
+        return _gaussian_log_prob(_mahalanobis(xt, mu, inv_chol), log_det[:, None], mu.shape[1])
 
     @staticmethod
     def moments(xt, ref, wr):
@@ -235,22 +237,18 @@ class Tied:
 
     @staticmethod
     def log_prob(xt, mu, cov):
+        # The full type's per-component products with the one factor: the K x D x N differences formed
+        # at once and multiplied together took twice the time (their reshaped copies).
         k, d = mu.shape
         inv_chol, chol = _inverse_cholesky(cov)
-        # ||L^{-1} (x - mu_k)||^2 for every k: one (D, D) x (D, K N) product.
-        y = jnp.swapaxes(_differences(xt, mu), 0, 1).reshape(d, -1)
-        maha = jnp.sum(jnp.square(inv_chol @ y), axis=0).reshape(k, -1)
         log_det = 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol)))
-        return _gaussian_log_prob(maha, log_det, d)
+        return _gaussian_log_prob(_mahalanobis(xt, mu, jnp.broadcast_to(inv_chol, (k, d, d))), log_det, d)
 
     @staticmethod
     def moments(xt, ref, wr):
-        # sum_k sum_i wr_ik y_ik y_ik^T as one (D, K N) x (K N, D) product.
-        d = ref.shape[1]
-        y = _differences(xt, ref)
-        wy = wr[:, None, :] * y
-        flat = lambda a: jnp.swapaxes(a, 0, 1).reshape(d, -1)
-        return jnp.sum(wy, axis=2), flat(wy) @ flat(y).T
+        # sum_k sum_i wr_ik y_ik y_ik^T: the full type's per-component scatters, summed.
+        sums, scatter = Full.moments(xt, ref, wr)
+        return sums, jnp.sum(scatter, axis=0)
 
     @staticmethod
     def recenter(scatter, nk, sums, delta):
