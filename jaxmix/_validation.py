@@ -19,6 +19,7 @@ import os
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec
 
 
 def is_concrete(*arrays) -> bool:
@@ -124,21 +125,26 @@ def smallest(arr) -> float | None:
 
 
 def largest_per_column(x, weights=None):
-    """max_i x_id over the rows of positive weight (all rows for None), (D,) NumPy, of a concrete (N, D)
-    array (reduced on its devices when it is spread over several); None for a tracer."""
-    if is_spread(x):
-        return np.asarray(_largest_per_column(x, weights))
+    """``(max_i x_id (D,), n)`` over the n rows of positive weight (all rows for None) of a concrete (N, D)
+    array, as NumPy (reduced on its devices when it is spread over several); None for a tracer."""
+    if is_spread(x) or is_spread(weights):
+        if is_spread(x) and weights is not None:  # the weights laid out as x's rows (a fit may have moved x)
+            weights = jax.device_put(weights, NamedSharding(x.sharding.mesh, PartitionSpec(x.sharding.spec[0])))
+        largest, n = _largest_per_column(x, weights)
+        return np.asarray(largest), int(n)
     values = host_values(x)
     if values is None:
         return None
     if weights is not None:
-        values = values[np.asarray(weights) > 0]
-    return np.max(values, axis=0)
+        values = values[host_values(weights) > 0]
+    return np.max(values, axis=0), values.shape[0]
 
 
 @jax.jit
 def _largest_per_column(x, weights):
-    return jnp.max(x if weights is None else jnp.where(weights[:, None] > 0, x, -jnp.inf), axis=0)
+    if weights is None:
+        return jnp.max(x, axis=0), x.shape[0]
+    return jnp.max(jnp.where(weights[:, None] > 0, x, -jnp.inf), axis=0), jnp.sum(weights > 0)
 
 
 def host_values(arr):

@@ -160,6 +160,13 @@ def check_refusals(mesh):
         assert "must be non-negative" in str(error), error
     else:
         raise AssertionError("no error for negative data of an exponential mixture")
+    try:  # a feature 0 at every point of positive weight: counted on the devices
+        zero_feature, weights = np.c_[np.arange(8.0), np.r_[1.0, np.zeros(7)]], np.r_[0.0, np.ones(7)]
+        jaxmix.fit_em(jaxmix.ExponentialMixture(2), None, spread(zero_feature), sample_weight=spread(weights))
+    except ValueError as error:
+        assert "feature(s) [1] of x are 0 at all n_samples=7 points" in str(error), error
+    else:
+        raise AssertionError("no error for a feature 0 at every point of an exponential mixture")
     print("refusals: equal to those of host arrays", flush=True)
 
 

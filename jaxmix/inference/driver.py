@@ -155,4 +155,4 @@ def source_sample(model, source: RowSource, weights, key=None):
     rows, indices = source.sample(key)
     check_rows(model, None)(0, rows, indices)
     _, rows = model.check(None, rows)
-    return rows, fit_weights(model, rows, None if weights is None else weights[indices])
+    return rows, fit_weights(model, rows, None if weights is None else weights[indices], whole_data=False)

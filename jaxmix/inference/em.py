@@ -55,16 +55,17 @@ class ConvergenceWarning(UserWarning):
     """
 
 
-def fit_weights(model, x, sample_weight, device=None):
+def fit_weights(model, x, sample_weight, device=None, *, whole_data: bool = True):
     """Checked per-point weights (N,) of a fit, scaled to mean one (ones for None, made on ``device``,
-    a device or sharding), with at least n_components positive.
+    a device or sharding), with at least n_components positive; the family's ``check_fit`` (``FitCheck``)
+    is asked too when x is the whole data (not a source's sample).
 
     Scaling once makes the fit independent of the weights' scale (the
     M-step's 10 eps guards are then in units of points).
     """
     weights = v.check_sample_weight(sample_weight, x.shape[0], normalize=True)
     check_enough_points(model, x, weights)
-    if isinstance(model, FitCheck):
+    if whole_data and isinstance(model, FitCheck):
         model.check_fit(x, weights)
     if weights is None:
         return jax.device_put(np.ones(x.shape[0], x.dtype), device)  # made on the host: no program to compile

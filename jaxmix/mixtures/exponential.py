@@ -98,12 +98,13 @@ class ExponentialMixture(Mixture):
     def check_fit(self, x, weights):
         """ValueError for a feature that is 0 at every point of positive weight: its rate's
         maximum-likelihood value, n_j / sum_i q_ji x_id (docs/maths.md section 3), is infinite."""
-        largest = v.largest_per_column(x, weights)
-        zero = [] if largest is None else np.flatnonzero(largest <= 0).tolist()
+        summary = v.largest_per_column(x, weights)
+        zero = [] if summary is None else np.flatnonzero(summary[0] <= 0).tolist()
         if zero:
+            n = summary[1]
             raise ValueError(
-                f"feature(s) {zero} of x are 0 at every point with positive weight: an exponential mixture's "
-                "rate for such a feature, one over its mean, would be infinite; drop the feature(s).")
+                f"feature(s) {zero} of x are 0 at all n_samples={n} points with positive weight: an exponential "
+                "mixture's rate for such a feature, one over its mean, would be infinite; drop the feature(s).")
 
     def _log_joint(self, params, xt):
         """log u_j + sum_d (log lambda_jd - lambda_jd x_id), shape (K, N), for xt (D, N)."""
