@@ -90,8 +90,9 @@ _POINT_BLOCK = 128  # points per step of ``_diagonal_moments``
 def _diagonal_moments(xt, ref, wr):
     """(sum_i wr_ik y_ik, sum_i wr_ik y_ik^2), both (K, D), for y_ik = x_i - ref_k.
 
-    One loop step per block of 128 points adds its (K, D, 128) terms to two running
-    sums in a single fused pass (no reduction inside the loop, no K x D x N buffer);
+    One loop step per block of 128 points (two per iteration of the compiled loop) adds its
+    (K, D, 128) terms to two running sums in a single fused pass (no reduction inside the loop, no
+    K x D x N buffer);
     the 128 lanes are summed at the end: on a CPU, faster than matrix-vector
     products per component (benchmarks/README.md, "Measurements the code relies on").
     Points are padded with zero weight to a whole number of blocks.
@@ -108,7 +109,7 @@ def _diagonal_moments(xt, ref, wr):
         return sums[0] + wy, sums[1] + wy * y
 
     zeros = jnp.zeros((k, d, block), jnp.result_type(xt, ref, wr))
-    first, second = jax.lax.fori_loop(0, xs.shape[1], add_block, (zeros, zeros))
+    first, second = jax.lax.fori_loop(0, xs.shape[1], add_block, (zeros, zeros), unroll=2)
     return jnp.sum(first, axis=-1), jnp.sum(second, axis=-1)
 
 
