@@ -132,10 +132,14 @@ def fit_online(key, model, params, x, *, batch_size: int | None = None, n_epochs
     # The history is kept on the host, so that the compiled step does not depend on n_steps.
     history, pending = np.array(state.history, dtype=data.dtype), None
 
-    def recorded(state):
-        """``state`` with the history so far (the pending step's value waited for)."""
+    def write_pending():
+        """The pending step's value into the history, waited for."""
         if pending is not None:
             history[pending[0]] = pending[1]
+
+    def recorded(state):
+        """``state`` with the history so far."""
+        write_pending()
         return state._replace(history=jax.device_put(history.copy()))
 
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
@@ -148,8 +152,7 @@ def fit_online(key, model, params, x, *, batch_size: int | None = None, n_epochs
             params, stats, average, mean = _online_step(
                 model, state.params, state.stats, state.average, xb, wb,
                 *(np.asarray(a, data.dtype) for a in (rho, weight, scale)), chunk_size)
-            if pending is not None:  # the previous step, waited for: at most two in flight, memory O(batch)
-                history[pending[0]] = pending[1]
+            write_pending()  # the previous step's: at most two in flight, memory O(batch)
             pending = (step, mean)
             state = OnlineState(np.asarray(step + 1), params, stats, average, state.history, state.key)
             if saver is not None and saver.due(step + 1):  # the history copied only for a write
