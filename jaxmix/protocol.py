@@ -197,6 +197,19 @@ def combine_stats(*stats):
     return functools.reduce(_combine_two, stats)
 
 
+def summed(summary, n: int):
+    """``(combined stats, total)`` of ``summary(j) -> (stats, total)`` over blocks j = 0 .. n - 1, in one
+    loop from zeros (so a program holds one copy of the E-step); each block's shared fields are kept, all
+    equal across blocks."""
+
+    def add(j, carry):
+        stats, total = summary(j)
+        return combine_stats(stats, carry[0]), carry[1] + total
+
+    zeros = jax.tree_util.tree_map(lambda a: jnp.zeros(a.shape, a.dtype), jax.eval_shape(summary, 0))
+    return jax.lax.fori_loop(0, n, add, zeros)
+
+
 def _combine_two(a, b):
     if isinstance(a, Combinable):
         return a.combine(b)
@@ -244,12 +257,7 @@ class ColumnFamily:
             rows = jax.lax.dynamic_slice_in_dim(x, j * size, size)
             return self._summarize(params, rows.T, jax.lax.dynamic_slice_in_dim(weights, j * size, size))
 
-        def add_piece(j, carry):
-            stats, total = piece(j)
-            return combine_stats(stats, carry[0]), carry[1] + total
-
-        zeros = jax.tree_util.tree_map(lambda a: jnp.zeros(a.shape, a.dtype), jax.eval_shape(piece, 0))
-        return jax.lax.fori_loop(0, parts, add_piece, zeros)
+        return summed(piece, parts)
 
     def from_responsibilities(self, x, responsibilities, weights):
         """The M-step of w_i r_ik, with statistics centered on each component's weighted mean."""

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxmix import _validation as v
-from jaxmix.protocol import Family, FitCheck, combine_stats, require, stopping_tolerance
+from jaxmix.protocol import Family, FitCheck, combine_stats, require, stopping_tolerance, summed
 
 DEFAULT_CHUNK_SIZE = 32768  # rows per E-step chunk; see fit_em (benchmarks/README.md, "Issue 17")
 
@@ -153,17 +153,8 @@ def chunked(x, weights, chunk_size, rows=None):
 
 
 def accumulate(model, params, xb, wb):
-    """Sum ``model.summarize`` over blocks: ``(combined stats, sum_i w_i log p(x_i))``."""
-
-    def add_chunk(b, carry):
-        stats, total = carry
-        chunk_stats, chunk_total = model.summarize(params, xb[b], wb[b])
-        return combine_stats(chunk_stats, stats), total + chunk_total  # the chunk's reference is kept
-
-    # Start from zeros (not from the first chunk) so the program holds one copy of the E-step.
-    zeros = jax.tree_util.tree_map(
-        lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(model.summarize, params, xb[0], wb[0]))
-    return jax.lax.fori_loop(0, xb.shape[0], add_chunk, zeros)
+    """Sum ``model.summarize`` over blocks: ``(combined stats, sum_i w_i log p(x_i))`` (``summed``)."""
+    return summed(lambda b: model.summarize(params, xb[b], wb[b]), xb.shape[0])
 
 
 # XLA's CPU backend (jaxlib 0.10) hands matrix products, and fusions of elementwise ops and
